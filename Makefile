@@ -1,0 +1,84 @@
+# Everyday commands (README.md) and image builds (docs/image.md).
+#
+#   make quickstart                 a venv, then the digits example trained on local files, events pretty (no Docker)
+#   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
+#   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
+#   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
+#   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
+#   make images                     the runtime image and the S3 test server image
+#   make base | wheels | s3-image | clean-images | clean
+#
+# Every name below can be overridden from the environment or the command line.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := images
+
+IMAGE           ?= synapse-runtime:dev
+S3_IMAGE        ?= synapse-runtime-s3:dev
+BASE_IMAGE_NAME ?= synapse-runtime-base
+DEBIAN_SUITE    ?= trixie
+AIRGAP_BASE     ?= $(BASE_IMAGE_NAME):$(DEBIAN_SUITE)
+# Empty: the air-gapped base. Set it to build FROM a registry image instead.
+BASE_IMAGE      ?=
+# Python of the air-gapped base (trixie); the registry path asks its base (scripts/build-image.sh).
+AIRGAP_PYTHON   ?= 3.13
+
+export IMAGE S3_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
+
+.PHONY: venv quickstart test test-local base wheels image s3-image images clean-images clean print-images
+
+VENV            ?= .venv
+HOST_PYTHON     ?= python3
+PYTEST_ARGS     ?=
+QUICKSTART_OUT  ?= out/quickstart
+
+# The venv is rebuilt only when pyproject.toml changes (its stamp names the extras it holds).
+$(VENV)/.stamp-%: pyproject.toml
+	@test -x $(VENV)/bin/python || $(HOST_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[$(subst +,$(comma),$*)]'
+	@touch $@
+
+comma := ,
+
+venv: $(VENV)/.stamp-test+examples ## the development venv (test and examples extras)
+
+quickstart: $(VENV)/.stamp-examples ## train the digits example on local files, events rendered for a terminal
+	@rm -rf $(QUICKSTART_OUT)
+	$(VENV)/bin/synapse-runtime run --plugin plugins/digits --action train \
+		--params plugins/digits/params/train.yaml --output $(QUICKSTART_OUT) --pretty
+	@echo "result: $(QUICKSTART_OUT)/result.json  checkpoint: $(QUICKSTART_OUT)/model.zip"
+
+test: $(VENV)/.stamp-test+examples images ## the whole suite; the container tests use the images just built
+	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-local: $(VENV)/.stamp-test+examples ## everything that needs no Docker
+	$(VENV)/bin/python -m pytest -m 'not docker' $(PYTEST_ARGS)
+
+base: ## the air-gapped base image (cached by input hash; FORCE=1 rebuilds)
+	scripts/build-base.sh
+
+wheels: ## the wheelhouse for the image's Python (cached by requirements hash)
+	WHEEL_PYTHON=$${WHEEL_PYTHON:-$(AIRGAP_PYTHON)} scripts/wheelhouse.sh deps plugins runtime
+
+image: ## the runtime image, $(IMAGE)
+	scripts/build-image.sh
+
+s3-image: base ## moto's S3 server image, $(S3_IMAGE), from the air-gapped base
+	wheelhouse="$$(WHEEL_PYTHON=$(AIRGAP_PYTHON) scripts/wheelhouse.sh moto | tail -n 1)"; \
+	docker build -f docker/moto/Dockerfile \
+		--build-arg BASE_IMAGE=$(AIRGAP_BASE) \
+		--build-arg WHEELHOUSE="$$wheelhouse" \
+		-t $(S3_IMAGE) .
+
+images: image s3-image ## every image the tests need
+
+print-images: ## the image names, for scripts: KEY=VALUE lines
+	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
+
+clean-images: ## remove the images built here (not the base)
+	-docker image rm $(IMAGE) $(S3_IMAGE)
+
+clean: ## remove build outputs (wheelhouse, rootfs scratch)
+	rm -rf --one-file-system build/wheelhouse build/base

@@ -1,0 +1,136 @@
+"""BaseAction[P]: the class form of an action.
+
+Kept free of any runner knowledge: an action is params in, result out, with the context as
+its only window on the world.  pydantic is never imported here, so loading a plugin whose
+action needs no validation costs no pydantic start-up.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+
+from .context import RuntimeContext
+from .errors import ValidationError
+from .loggers import BaseLogger, LogLevel
+
+P = TypeVar("P")
+
+
+class NoResult:
+    """Marker for ``result_model``: the result is not validated."""
+
+
+def _field_errors(exc: Any) -> list[dict[str, Any]]:
+    """pydantic errors as JSON: where, what, which rule; never the input value (it may be secret)."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        out.append({"loc": ".".join(str(p) for p in err.get("loc", ())) or "(root)", "msg": err["msg"], "type": err["type"]})
+    return out
+
+
+def validate_params(model: Any, data: Any, *, what: str = "params") -> Any:
+    """Validate ``data`` with a pydantic model; failures become our ValidationError (exit 2)."""
+    if model is None:
+        return data
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except Exception as exc:
+        if not hasattr(exc, "errors"):
+            raise
+        errors = _field_errors(exc)
+        summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
+        raise ValidationError(
+            f"invalid {what} for {model.__name__}: {summary}",
+            details={"model": model.__name__, "errors": errors},
+            hint="fix the listed fields; `synapse-runtime schema` prints the expected JSON Schema",
+        ) from None
+
+
+def validate_result(model: Any, result: Any) -> Any:
+    """Check a result against ``result_model`` (``NoResult``/None: anything goes)."""
+    if model is None or model is NoResult:
+        return result
+    if isinstance(result, model):
+        return result
+    try:
+        return model.model_validate(result)
+    except Exception as exc:
+        if not hasattr(exc, "errors"):
+            raise
+        from .errors import ExecutionError
+
+        raise ExecutionError(
+            f"result does not match {model.__name__}", details={"errors": _field_errors(exc)}
+        ) from None
+
+
+class BaseAction(ABC, Generic[P]):
+    """Subclass with a pydantic ``params_model`` (or as ``BaseAction[MyParams]``) and ``execute``."""
+
+    action_name: ClassVar[str | None] = None
+    category: ClassVar[str | None] = None
+    description: ClassVar[str | None] = None
+    params_model: ClassVar[Any] = None
+    result_model: ClassVar[Any] = NoResult
+    input_type: ClassVar[Any] = None
+    output_type: ClassVar[Any] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.params_model is None:
+            for base in getattr(cls, "__orig_bases__", ()):
+                origin = get_origin(base)
+                if isinstance(origin, type) and issubclass(origin, BaseAction):
+                    args = get_args(base)
+                    if args and isinstance(args[0], type):
+                        cls.params_model = args[0]
+                        break
+
+    def __init__(self, params: P, ctx: RuntimeContext) -> None:
+        self.params = params
+        self.ctx = ctx
+
+    @abstractmethod
+    def execute(self) -> Any:
+        """The action's work; return a serializable result, raise ``ExecutionError`` on failure."""
+
+    def run(self) -> Any:
+        """What executors call; subclasses (inference) route to steps here."""
+        return self.execute()
+
+    @classmethod
+    def dispatch(cls, params: Mapping[str, Any] | Any, ctx: RuntimeContext) -> Any:
+        """Validate raw params, instantiate and run: upstream's executor entry point."""
+        validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params)
+        return validate_result(cls.result_model, cls(validated, ctx).run())
+
+    @property
+    def logger(self) -> BaseLogger:
+        return self.ctx.logger
+
+    def log(self, event: str, data: Any, file: str | None = None) -> None:
+        """Log a named event with its data."""
+        self.ctx.log(event, data, file)
+
+    def set_progress(
+        self, current: float, total: float, step: str | None = None, *, category: str | None = None
+    ) -> None:
+        """Report progress; the third argument is the category (upstream's newer ``step``)."""
+        self.ctx.set_progress(current, total, step, category=category)
+
+    def set_metrics(self, value: Mapping[str, Any], category: str | None = None, *, step: str | None = None) -> None:
+        """Merge metrics into a non-empty category."""
+        self.ctx.set_metrics(value, category, step=step)
+
+    def log_message(
+        self, message: str, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None
+    ) -> None:
+        """A user-facing message."""
+        self.ctx.log_message(message, context, level=level)
+
+
+__all__ = ["BaseAction", "NoResult", "validate_params", "validate_result"]

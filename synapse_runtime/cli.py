@@ -1,0 +1,157 @@
+"""``synapse-runtime``: argument parsing only; the work is in runner.py and plugin.py.
+
+``run`` is the default command, so the container's entrypoint can be run with no arguments
+and take everything from the contract's env vars and mounts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import ExitCode, PluginError
+
+COMMANDS = ("run", "schema", "list", "merge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="synapse-runtime",
+        description="Run Synapse plugin actions with JSON-lines events on stdout and documented exit codes.",
+        epilog="Exit codes: 0 ok · 1 action failed · 2 invalid input · 3 plugin/action not found · "
+        "4 storage · 130/143 cancelled.  Docs: docs/contract.md, docs/events.md.",
+    )
+    p.add_argument("--version", action="version", version=f"synapse-runtime {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run one action (the default command)")
+    run.add_argument("--plugin", help="plugin directory with config.yaml (env SYNAPSE_PLUGIN_DIR, default /plugin)")
+    run.add_argument("--action", help="action name, or module:Class (env SYNAPSE_ACTION / SYNAPSE_ACTION_ENTRYPOINT)")
+    run.add_argument("--params", help="params file, JSON or YAML; '-' reads stdin (env SYNAPSE_ACTION_PARAMS[_FILE])")
+    run.add_argument("--output", help="output directory (env SYNAPSE_OUTPUT_DIR, default /mnt/output)")
+    run.add_argument("--checkpoint", help="checkpoint URI or path to fetch first (env SYNAPSE_CHECKPOINT)")
+    run.add_argument("--pretty", action="store_true", help="render events for a human instead of JSON lines")
+    run.add_argument("--no-capture", action="store_true", help="don't capture the plugin's stdout/stderr (debugging)")
+
+    schema = sub.add_parser("schema", help="print an action's params JSON Schema (or the event schema)")
+    schema.add_argument("--plugin")
+    schema.add_argument("--action")
+    schema.add_argument("--events", action="store_true", help="print the event stream's JSON Schema instead")
+
+    lst = sub.add_parser("list", help="list a plugin's actions")
+    lst.add_argument("--plugin")
+    lst.add_argument("--json", action="store_true", help="JSON instead of a table")
+    merge = sub.add_parser("merge", help="combine the results of a sharded run (checks none is missing or duplicated)")
+    merge.add_argument("source", help="the output directory holding shard-*/result.json")
+    merge.add_argument("--output", help="where to write the merged result.json (default: SOURCE)")
+    merge.add_argument("--key", default="results", help="the list in each shard's result to concatenate")
+    return p
+
+
+def _argv(argv: Sequence[str] | None) -> list[str]:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
+        args.insert(0, "run")
+    return args
+
+
+def _fail(exc: PluginError) -> int:
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"  how to fix: {exc.hint}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
+def _schema(ns: argparse.Namespace) -> int:
+    import json
+
+    if ns.events:
+        from .events import SCHEMA_PATH
+
+        sys.stdout.write(SCHEMA_PATH.read_text())
+        return 0
+    from .inputs import resolve_action_ref, resolve_plugin_dir
+    from .plugin import load_plugin, resolve_action
+
+    try:
+        name, entrypoint, _ = resolve_action_ref(ns.action, os.environ)
+        plugin = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value, require_config=not entrypoint)
+        resolved = resolve_action(plugin, name, entrypoint)
+    except PluginError as e:
+        return _fail(e)
+    model = resolved.params_model
+    schema = model.model_json_schema() if model is not None else {"type": "object", "title": f"{resolved.name} params"}
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def _list(ns: argparse.Namespace) -> int:
+    import json
+
+    from .inputs import resolve_plugin_dir
+    from .plugin import load_plugin
+
+    try:
+        plugin = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value)
+    except PluginError as e:
+        return _fail(e)
+    rows = [
+        {"name": a.name, "entrypoint": a.entrypoint, "method": a.method, "description": a.description}
+        for a in plugin.config.actions.values()
+    ]
+    if ns.json or not sys.stdout.isatty():
+        print(json.dumps({"plugin": plugin.config.identifier, "version": plugin.config.version, "actions": rows}, indent=2))
+        return 0
+    print(f"{plugin.config.identifier} {plugin.config.version} — {plugin.config.description}".rstrip(" —"))
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        print(f"  {r['name']:<{width}}  {r['entrypoint']}  {r['description']}")
+    return 0
+
+
+def _merge(ns: argparse.Namespace) -> int:
+    import json
+
+    from .sharding import merge_results, write_merged
+
+    try:
+        merged = merge_results(ns.source, key=ns.key)
+        path = write_merged(ns.source, ns.output or ns.source)
+    except PluginError as e:
+        return _fail(e)
+    summary = {k: v for k, v in merged.items() if k != ns.key}
+    print(json.dumps({"merged": str(path), **summary}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(_argv(argv))
+    if ns.command == "merge":
+        return _merge(ns)
+    if ns.command == "schema":
+        return _schema(ns)
+    if ns.command == "list":
+        return _list(ns)
+    from .runner import RunOptions, run
+
+    color = ns.pretty and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return run(RunOptions(
+        plugin=ns.plugin, action=ns.action, params=ns.params, output=ns.output, checkpoint=ns.checkpoint,
+        pretty=ns.pretty, color=color, capture=not ns.no_capture,
+    ))
+
+
+def entrypoint() -> None:
+    """Console-script and container entry: exit with the run's code."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = int(ExitCode.CANCELLED_SIGINT)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+__all__ = ["entrypoint", "main"]

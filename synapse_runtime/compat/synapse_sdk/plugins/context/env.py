@@ -1,0 +1,3 @@
+from synapse_runtime.env import PluginEnvironment
+
+__all__ = ["PluginEnvironment"]

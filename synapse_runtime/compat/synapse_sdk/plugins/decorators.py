@@ -1,0 +1,3 @@
+from synapse_runtime.decorators import action
+
+__all__ = ["action"]

@@ -1,0 +1,3 @@
+from synapse_runtime.types import DataType, Dataset, Image, ModelWeights, Predictions, TestResults, Text
+
+__all__ = ["DataType", "Dataset", "Image", "ModelWeights", "Predictions", "TestResults", "Text"]

@@ -1,0 +1,67 @@
+"""RuntimeContext: everything an action may depend on, injected rather than reached for.
+
+Actions get their logger, environment, backend client and checkpoint from here, never from
+globals, so the same action runs in a container, on a laptop and in a unit test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .env import PluginEnvironment
+from .loggers import BaseLogger, LogLevel, MemoryLogger
+
+
+@dataclass
+class RuntimeContext:
+    """Dependencies of one run (upstream's dataclass, field for field)."""
+
+    logger: BaseLogger = field(default_factory=MemoryLogger)
+    env: PluginEnvironment = field(default_factory=PluginEnvironment)
+    job_id: str | None = None
+    client: Any = None
+    agent_client: Any = None
+    checkpoint: dict[str, Any] | None = None
+    language: str | None = None
+    #: Where the action writes files that are part of its result (ours; not in upstream).
+    output_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.env, Mapping) and not isinstance(self.env, PluginEnvironment):
+            self.env = PluginEnvironment(self.env)
+        elif self.env is None:
+            self.env = PluginEnvironment()
+
+    def log(self, event: str, data: Any, file: str | None = None) -> None:
+        """Log a named event with its data."""
+        self.logger.log(event, data, file)
+
+    def set_progress(
+        self, current: float, total: float, step: str | None = None, *, category: str | None = None
+    ) -> None:
+        """Report progress (``category``, or upstream's newer name ``step``, for a phase)."""
+        self.logger.set_progress(current, total, step, category=category)
+
+    def set_metrics(self, value: Mapping[str, Any], category: str | None = None, *, step: str | None = None) -> None:
+        """Merge metrics into a category."""
+        self.logger.set_metrics(value, category, step=step)
+
+    def log_message(
+        self, message: str, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None
+    ) -> None:
+        """A user-facing message (info, warning, danger, success; or a ``LogLevel``)."""
+        self.logger.log_message(message, context, level=level)
+
+    def log_dev_event(self, message: str, data: dict[str, Any] | None = None) -> None:
+        """A developer-facing event, hidden from end users by default."""
+        self.logger.log_dev_event(message, data)
+
+    def end_log(self) -> None:
+        """Signal that the plugin's work is complete."""
+        self.logger.end_log()
+
+
+__all__ = ["PluginEnvironment", "RuntimeContext"]

@@ -1,0 +1,215 @@
+"""Safe extraction of .zip, .tar, .tar.gz/.tgz (and other tarfile compressions) into a new directory.
+
+Archives come from outside; extraction must not be a way to write elsewhere or fill the disk:
+no absolute names, no ``..``, nothing written through a symlink, links (tar) only to targets
+inside the tree, no devices or fifos, and limits on total bytes (counted as written, not as
+declared) and file count.  The caller extracts into a temp directory and renames it into place,
+so a failed or interrupted extraction never looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import IO
+
+from ..errors import ArchiveError
+
+_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
+
+
+def archive_stem(name: str) -> str:
+    """``model.tar.gz`` -> ``model``: the directory name of the extracted tree."""
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name + ".d"
+
+
+def kind_of(path: Path) -> str | None:
+    """'zip' or 'tar' by content (names lie, e.g. presigned URLs without a suffix)."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except (OSError, tarfile.TarError):
+        pass
+    return None
+
+
+class _Limits:
+    def __init__(self, max_bytes: int, max_files: int, label: str) -> None:
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.bytes = 0
+        self.files = 0
+        self.label = label
+
+    def count_file(self) -> None:
+        self.files += 1
+        if self.max_files and self.files > self.max_files:
+            raise ArchiveError(f"{self.label}: more than {self.max_files} entries (archive bomb?)",
+                               hint="raise SYNAPSE_EXTRACT_MAX_FILES if this archive is trusted",
+                               details={"cause": "too many files"})
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes += n
+        if self.max_bytes and self.bytes > self.max_bytes:
+            raise ArchiveError(f"{self.label}: expands to more than {self.max_bytes} bytes (archive bomb?)",
+                               hint="raise SYNAPSE_EXTRACT_MAX_BYTES if this archive is trusted",
+                               details={"cause": "too big"})
+
+
+def _safe_name(name: str, label: str) -> str:
+    """A normalized relative POSIX path, or ArchiveError for anything that could leave the target."""
+    raw = name.replace("\\", "/")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or "\x00" in raw:
+        raise ArchiveError(f"{label}: absolute member path {name!r} refused", hint="the archive is unsafe; rebuild it with relative paths",
+                           details={"cause": "absolute path", "member": name})
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError(f"{label}: member path {name!r} leaves the target ('..') refused",
+                           hint="the archive is unsafe; rebuild it without '..'", details={"cause": "path traversal", "member": name})
+    return "/".join(parts)
+
+
+def _prepare_parent(root: Path, rel: str, label: str) -> Path:
+    """Create the parent directories of ``rel`` under ``root``, refusing to pass through a symlink."""
+    target = root / rel
+    cur = root
+    for part in rel.split("/")[:-1]:
+        cur = cur / part
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            os.mkdir(cur, 0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise ArchiveError(f"{label}: member {rel!r} would be written through a link or file {cur.name!r}",
+                               hint="the archive is unsafe", details={"cause": "link escape", "member": rel})
+    if os.path.lexists(target) and not os.path.isdir(target) or os.path.islink(target):
+        os.unlink(target)  # a later duplicate replaces the earlier entry, never writes through it
+    return target
+
+
+def _copy(src: IO[bytes], target: Path, mode: int, limits: _Limits) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            block = src.read(1 << 20)
+            if not block:
+                break
+            limits.add_bytes(len(block))
+            out.write(block)
+
+
+def _inside(root: Path, path: str) -> bool:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def extract(archive: Path, target: Path, *, max_bytes: int, max_files: int, label: str) -> int:
+    """Extract ``archive`` into the new directory ``target``; returns the bytes written."""
+    kind = kind_of(archive)
+    if kind is None:
+        raise ArchiveError(f"{label}: not a zip or tar archive", hint="fetch without extract, or check the file",
+                           details={"cause": "not an archive"})
+    target.mkdir(parents=True)
+    limits = _Limits(max_bytes, max_files, label)
+    try:
+        if kind == "zip":
+            _extract_zip(archive, target, limits, label)
+        else:
+            _extract_tar(archive, target, limits, label)
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ArchiveError(f"{label}: corrupt or unreadable archive ({type(exc).__name__}: {exc})",
+                           hint="re-upload the archive", details={"cause": "corrupt"}) from exc
+    # belt and braces: no link anywhere in the tree may resolve outside it
+    for dirpath, dirs, files in os.walk(target):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p) and not _inside(target, p):
+                raise ArchiveError(f"{label}: link {os.path.relpath(p, target)!r} points outside the target",
+                                   hint="the archive is unsafe", details={"cause": "link escape"})
+    return limits.bytes
+
+
+def _extract_zip(archive: Path, root: Path, limits: _Limits, label: str) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        if limits.max_files and len(infos) > limits.max_files:
+            limits.files = len(infos) - 1
+            limits.count_file()
+        declared = sum(i.file_size for i in infos)
+        if limits.max_bytes and declared > limits.max_bytes:
+            limits.add_bytes(declared)
+        for info in infos:
+            limits.count_file()
+            rel = _safe_name(info.filename, label)
+            if not rel:
+                continue
+            mode = (info.external_attr >> 16) & 0xFFFF
+            if stat.S_ISLNK(mode):
+                raise ArchiveError(f"{label}: zip member {info.filename!r} is a symlink; refused",
+                                   hint="the archive is unsafe", details={"cause": "link", "member": info.filename})
+            if info.is_dir():
+                _prepare_parent(root, rel + "/x", label)
+                continue
+            target = _prepare_parent(root, rel, label)
+            with zf.open(info) as src:
+                _copy(src, target, 0o755 if mode & 0o111 else 0o644, limits)
+
+
+def _extract_tar(archive: Path, root: Path, limits: _Limits, label: str) -> None:
+    with tarfile.open(archive, mode="r:*") as tf:
+        for member in tf:
+            limits.count_file()
+            rel = _safe_name(member.name, label)
+            if not rel:
+                continue
+            if member.isdir():
+                _prepare_parent(root, rel + "/x", label)
+                continue
+            if member.isreg():
+                if limits.max_bytes and limits.bytes + member.size > limits.max_bytes:
+                    limits.add_bytes(member.size)
+                target = _prepare_parent(root, rel, label)
+                src = tf.extractfile(member)
+                assert src is not None
+                _copy(src, target, 0o755 if member.mode & 0o111 else 0o644, limits)
+            elif member.issym():
+                link = member.linkname.replace("\\", "/")
+                if link.startswith("/"):
+                    raise ArchiveError(f"{label}: symlink {member.name!r} -> {member.linkname!r} is absolute; refused",
+                                       hint="the archive is unsafe", details={"cause": "link escape", "member": member.name})
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), link))
+                if resolved == ".." or resolved.startswith("../"):
+                    raise ArchiveError(f"{label}: symlink {member.name!r} -> {member.linkname!r} leaves the target; refused",
+                                       hint="the archive is unsafe", details={"cause": "link escape", "member": member.name})
+                target = _prepare_parent(root, rel, label)
+                os.symlink(link, target)
+                if not _inside(root, str(target)):
+                    raise ArchiveError(f"{label}: symlink {member.name!r} resolves outside the target; refused",
+                                       hint="the archive is unsafe", details={"cause": "link escape", "member": member.name})
+            elif member.islnk():
+                src_rel = _safe_name(member.linkname, label)
+                src = root / src_rel
+                if not src_rel or os.path.islink(src) or not src.is_file() or not _inside(root, str(src)):
+                    raise ArchiveError(f"{label}: hard link {member.name!r} -> {member.linkname!r} has no regular target inside; refused",
+                                       hint="the archive is unsafe", details={"cause": "link escape", "member": member.name})
+                target = _prepare_parent(root, rel, label)
+                limits.add_bytes(src.stat().st_size)
+                shutil.copyfile(src, target, follow_symlinks=False)
+            else:
+                raise ArchiveError(f"{label}: member {member.name!r} is a device or fifo; refused",
+                                   hint="the archive is unsafe", details={"cause": "special file", "member": member.name})

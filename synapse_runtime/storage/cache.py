@@ -1,0 +1,255 @@
+"""The on-disk cache: complete entries, a temp area, locks, pins and LRU eviction.
+
+Layout under the cache root (docs/storage.md)::
+
+    objects/<key>/meta.json      one complete entry, renamed into place whole
+    objects/<key>/<name>         the file, or the directory (prefix, extracted archive)
+    tmp/<key>.<what>.<pid>.<rand> work in progress; only ever written under locks/<key>.lock
+    locks/<key>.lock             exclusive while an entry is produced (download once)
+    locks/<key>.pin              shared by every process using the entry; blocks its eviction
+
+An entry exists only once ``rename(tmp/..., objects/<key>)`` happened, after its bytes and
+meta.json were fsynced, so a crash at any moment leaves either a complete entry or garbage in
+``tmp/`` that the next writer removes (its owner's lock is gone with the owner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import StorageError
+from .config import Settings, cache_dir_candidates
+from .lock import FileLock
+
+_PINS: dict[str, FileLock] = {}  # pin file path -> shared lock held for the life of the process
+
+
+def entry_key(**parts: Any) -> str:
+    """A stable hash of what identifies one version of a source (endpoint, bucket, key, ETag...)."""
+    blob = json.dumps({"v": 1, **parts}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:40]
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync every file and directory below ``path`` (bottom-up) so a rename publishes durable data."""
+    if path.is_file():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    for dirpath, _dirs, files in os.walk(path, topdown=False):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.islink(p):
+                continue
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class Cache:
+    def __init__(self, root: Path, st: Settings) -> None:
+        self.root = root
+        self.st = st
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.locks = root / "locks"
+
+    @classmethod
+    def open(cls, cache_dir: str | os.PathLike[str] | None, st: Settings) -> "Cache":
+        """The first usable cache root; an explicitly chosen one that is not writable is an error."""
+        errors = []
+        for root in cache_dir_candidates(cache_dir):
+            try:
+                for sub in ("objects", "tmp", "locks"):
+                    (root / sub).mkdir(parents=True, exist_ok=True)
+                probe = root / "tmp" / f".probe.{os.getpid()}.{secrets.token_hex(4)}"
+                probe.touch()
+                probe.unlink()
+                return cls(root, st)
+            except OSError as exc:
+                errors.append(f"{root}: {exc.strerror or exc}")
+        raise StorageError(f"no writable cache directory ({'; '.join(errors)})",
+                           hint="set SYNAPSE_CACHE_DIR to a writable directory (mount a volume there)",
+                           details={"cause": "cache"})
+
+    # ---- entries -------------------------------------------------------------------------
+    def entry(self, key: str) -> Path:
+        return self.objects / key
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """Meta of a complete entry, pinned against eviction and marked used; None when absent."""
+        entry = self.entry(key)
+        if not (entry / "meta.json").exists():
+            return None
+        self.pin(key)
+        try:  # re-read after pinning: an evictor may have removed it just before
+            meta = json.loads((entry / "meta.json").read_text())
+            os.utime(entry)
+        except (OSError, ValueError):
+            return None
+        meta["path"] = str(entry / meta["name"])
+        return meta
+
+    def pin(self, key: str) -> None:
+        path = self.locks / f"{key}.pin"
+        if str(path) in _PINS:
+            return
+        lock = FileLock(path, shared=True)
+        if lock.acquire(blocking=True, timeout=30):
+            _PINS[str(path)] = lock
+
+    def lock(self, key: str) -> FileLock:
+        return FileLock(self.locks / f"{key}.lock")
+
+    def tmp_path(self, key: str, what: str) -> Path:
+        return self.tmp / f"{key}.{what}.{os.getpid()}.{secrets.token_hex(4)}"
+
+    def commit(self, key: str, work: Path, meta: dict[str, Any]) -> dict[str, Any]:
+        """Publish ``work`` (a tmp dir holding ``meta['name']``) as the entry ``key``; caller holds the lock."""
+        meta = {**meta, "created": time.time()}
+        meta_path = work / "meta.json"
+        with open(meta_path, "w") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(work)
+        os.utime(work)
+        os.rename(work, self.entry(key))
+        fsync_dir(self.objects)
+        return self.lookup(key) or {**meta, "path": str(self.entry(key) / meta["name"])}
+
+    def update_meta(self, key: str, **fields: Any) -> None:
+        """Record facts learned later (e.g. a sha256 computed on a hit), atomically."""
+        entry = self.entry(key)
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+        except (OSError, ValueError):
+            return
+        meta.update(fields)
+        tmp = entry / f".meta.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, entry / "meta.json")
+
+    def discard(self, key: str) -> None:
+        """Remove an entry now (e.g. a cached file that failed a later check); caller holds the lock."""
+        target = self.entry(key)
+        if target.exists():
+            grave = self.tmp_path(key, "discard")
+            os.rename(target, grave)
+            shutil.rmtree(grave, ignore_errors=True)
+
+    # ---- housekeeping --------------------------------------------------------------------
+    def clean_stale(self) -> int:
+        """Remove temp items whose owner is gone (its key lock is free); returns how many."""
+        removed = 0
+        try:
+            names = os.listdir(self.tmp)
+        except OSError:
+            return 0
+        for name in names:
+            if name.startswith(".probe."):
+                continue
+            key = name.split(".", 1)[0]
+            lock = self.lock(key)
+            if not lock.acquire(blocking=False):
+                continue  # someone is working on it
+            try:
+                path = self.tmp / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed += 1
+            finally:
+                lock.release()
+        return removed
+
+    def max_bytes(self) -> int:
+        if self.st.cache_max_bytes is not None:
+            return self.st.cache_max_bytes
+        try:
+            vfs = os.statvfs(self.root)
+            return vfs.f_blocks * vfs.f_frsize // 2  # default: half the cache filesystem
+        except OSError:
+            return 0
+
+    def evict(self) -> list[str]:
+        """Remove least recently used, unpinned entries until the cache fits its bound."""
+        limit = self.max_bytes()
+        if limit <= 0:
+            return []
+        guard = FileLock(self.locks / "evict.lock")
+        if not guard.acquire(blocking=False):
+            return []  # another process is evicting
+        removed: list[str] = []
+        try:
+            entries = []
+            total = 0
+            for name in os.listdir(self.objects):
+                entry = self.objects / name
+                try:
+                    meta = json.loads((entry / "meta.json").read_text())
+                    used = entry.stat().st_mtime
+                except (OSError, ValueError):
+                    continue
+                size = int(meta.get("bytes", 0))
+                total += size
+                entries.append((used, name, size))
+            if total <= limit:
+                return []
+            for _used, name, size in sorted(entries):
+                if total <= limit:
+                    break
+                pin = FileLock(self.locks / f"{name}.pin")
+                if str(pin.path) in _PINS:
+                    continue  # this process uses it
+                if not pin.acquire(blocking=False):
+                    continue  # in use by some process
+                try:
+                    grave = self.tmp_path(name, "evicted")
+                    try:
+                        os.rename(self.objects / name, grave)
+                    except OSError:
+                        continue
+                finally:
+                    pin.release()
+                shutil.rmtree(grave, ignore_errors=True)
+                total -= size
+                removed.append(name)
+            return removed
+        finally:
+            guard.release()

@@ -1,0 +1,43 @@
+"""Throttled progress reporting: the runner turns each call into a JSON event, so calls must be rare."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+ProgressFn = Callable[[str, int, "int | None", bool], None]
+
+
+class Throttle:
+    """Calls ``fn`` at most ``rate`` times per second, always for the first and the final update."""
+
+    def __init__(self, fn: ProgressFn | None, uri: str, total: int | None, rate: float = 4.0) -> None:
+        self.fn = fn
+        self.uri = uri
+        self.total = total
+        self.interval = 1.0 / rate
+        self._last = 0.0
+        self._started = False
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def update(self, done: int) -> None:
+        if self.fn is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._finished or (self._started and now - self._last < self.interval):
+                return
+            self._started = True
+            self._last = now
+        self.fn(self.uri, done, self.total, False)
+
+    def final(self, done: int, cached: bool) -> None:
+        if self.fn is None:
+            return
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self.fn(self.uri, done, self.total, cached)

@@ -1,0 +1,133 @@
+"""Archive extraction through fetch(extract=True): good archives, and malicious ones refused cleanly."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from synapse_runtime.errors import ArchiveError
+from synapse_runtime.storage import fetch
+
+from .conftest import cache_state
+
+
+def _tar(members: list[tuple[str, bytes | None, dict]], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data, attrs in members:
+            info = tarfile.TarInfo(name)
+            for k, v in attrs.items():
+                setattr(info, k, v)
+            if data is not None:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                tf.addfile(info)
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+GOOD = [("model/weights.bin", b"W" * 5000, {}), ("model/config.json", b"{}", {}),
+        ("model/link.json", None, {"type": tarfile.SYMTYPE, "linkname": "config.json"})]
+
+
+@pytest.mark.parametrize("name,mode", [("m.tar", "w"), ("m.tar.gz", "w:gz"), ("m.tgz", "w:gz")])
+def test_tar_extracted_and_cached(s3, bucket: str, cache_dir: Path, name: str, mode: str, proxy) -> None:
+    s3.put_object(Bucket=bucket, Key=name, Body=_tar(GOOD, mode))
+    r = fetch(f"s3://{bucket}/{name}", cache_dir=cache_dir, extract=True)
+    assert r.path.is_dir() and r.path.name == "m"
+    assert (r.path / "model/weights.bin").read_bytes() == b"W" * 5000
+    assert os.readlink(r.path / "model/link.json") == "config.json"
+    proxy.reset_counts()
+    again = fetch(f"s3://{bucket}/{name}", cache_dir=cache_dir, extract=True)
+    assert again.cached and again.path == r.path and [m for m, _ in proxy.requests] == ["HEAD"]
+
+
+def test_zip_extracted_to_dest(s3, bucket: str, cache_dir: Path, tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="m.zip", Body=_zip({"a/b.txt": b"b", "c.txt": b"c"}))
+    out = tmp_path / "out"
+    r = fetch(f"s3://{bucket}/m.zip", cache_dir=cache_dir, extract=True, dest=out)
+    assert r.path == out and (out / "a/b.txt").read_bytes() == b"b" and (out / "c.txt").read_bytes() == b"c"
+
+
+def test_local_archive_extracted(tmp_path: Path, cache_dir: Path) -> None:
+    arc = tmp_path / "local.zip"
+    arc.write_bytes(_zip({"x.txt": b"x"}))
+    r = fetch(str(arc), cache_dir=cache_dir, extract=True)
+    assert (r.path / "x.txt").read_bytes() == b"x" and str(r.path).startswith(str(cache_dir))
+    assert fetch(str(arc), cache_dir=cache_dir, extract=True).path == r.path
+
+
+def _evil_zip_slip() -> bytes:
+    return _zip({"ok.txt": b"ok", "../../evil.txt": b"evil"})
+
+
+def _evil_zip_abs() -> bytes:
+    return _zip({"/tmp/evil-abs.txt": b"evil"})
+
+
+def _evil_tar_symlink() -> bytes:
+    return _tar([("escape", None, {"type": tarfile.SYMTYPE, "linkname": "../../../../etc"})])
+
+
+def _evil_tar_symlink_then_write() -> bytes:
+    # a link inside the tree pointing up, then a file written "through" it
+    return _tar([("d", None, {"type": tarfile.SYMTYPE, "linkname": "."}),
+                 ("d/l", None, {"type": tarfile.SYMTYPE, "linkname": ".."})])
+
+
+def _evil_tar_abs_link() -> bytes:
+    return _tar([("abs", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})])
+
+
+def _evil_tar_hardlink() -> bytes:
+    return _tar([("h", None, {"type": tarfile.LNKTYPE, "linkname": "../../etc/passwd"})])
+
+
+def _evil_tar_device() -> bytes:
+    return _tar([("dev", None, {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3})])
+
+
+def _too_many() -> bytes:
+    return _zip({f"f{i}": b"" for i in range(30)})
+
+
+def _too_big() -> bytes:
+    return _zip({"bomb": b"\0" * (2 * 1024 * 1024)})  # deflates to ~2 KB
+
+
+@pytest.mark.parametrize("maker,cause", [
+    (_evil_zip_slip, "'..'"), (_evil_zip_abs, "absolute"), (_evil_tar_symlink, "leaves the target"),
+    (_evil_tar_symlink_then_write, "link"), (_evil_tar_abs_link, "absolute"), (_evil_tar_hardlink, "'..'"),
+    (_evil_tar_device, "device"), (_too_many, "more than 20 entries"), (_too_big, "more than"),
+])
+def test_malicious_archives_refused(s3, bucket: str, cache_dir: Path, tmp_path: Path, monkeypatch, maker, cause) -> None:
+    monkeypatch.setenv("SYNAPSE_EXTRACT_MAX_FILES", "20")
+    monkeypatch.setenv("SYNAPSE_EXTRACT_MAX_BYTES", str(1024 * 1024))
+    s3.put_object(Bucket=bucket, Key="evil.tar", Body=maker())
+    with pytest.raises(ArchiveError) as ei:
+        fetch(f"s3://{bucket}/evil.tar", cache_dir=cache_dir, extract=True, dest=tmp_path / "out")
+    assert cause in str(ei.value) and f"s3://{bucket}/evil.tar" in str(ei.value) and ei.value.exit_code == 4
+    objects, tmp = cache_state(cache_dir)
+    assert tmp == [] and len(objects) == 1  # only the (verified) archive itself; no extracted entry
+    assert not (tmp_path / "out").exists()
+    assert not Path("/tmp/evil-abs.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_not_an_archive(s3, bucket: str, cache_dir: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="plain.bin", Body=b"just bytes")
+    with pytest.raises(ArchiveError) as ei:
+        fetch(f"s3://{bucket}/plain.bin", cache_dir=cache_dir, extract=True)
+    assert "not a zip or tar" in str(ei.value)
