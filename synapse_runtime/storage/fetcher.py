@@ -117,8 +117,9 @@ def _fetch_s3_object(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sh
     if info is None:
         s3 = _client(st)
         endpoint = s3.endpoint
-        try:
-            info = s3.head(p.bucket, p.key)
+        client = s3
+        try:  # a 503 SlowDown or a reset on the HEAD is as transient as on a GET
+            info = _with_retries(st, lambda: client.head(p.bucket, p.key))
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, p, s3) from None
     endpoint_id = (env_endpoint() or endpoint or "aws").rstrip("/")
@@ -158,8 +159,24 @@ def _light_part_size(light: Any, p: ParsedURI, st: Settings, info: ObjectInfo) -
         length = int(h.get("content-length", "0") or 0)
     except ValueError:
         return
-    if status == 206 and count == info.parts and length and (count - 1) * length < info.size <= count * length:
+    # S3 and MinIO answer 206, moto 200; either way the parts count and one part's length must fit
+    if status in (200, 206) and count == info.parts and length and (count - 1) * length < info.size <= count * length:
         info.part_size, info.part_size_confirmed = length, True
+
+
+def _with_retries(st: Settings, call: Callable[[], Any]) -> Any:
+    """``call()``, retried like a transfer (``SYNAPSE_FETCH_RETRIES``, backoff) on transient errors."""
+    from .retry import backoff_delay, is_retryable
+
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001
+            attempt += 1
+            if attempt > st.retries or not is_retryable(exc):
+                raise
+            time.sleep(backoff_delay(attempt, st.backoff, st.backoff_max))
 
 
 def _client(st: Settings) -> Any:
@@ -195,7 +212,7 @@ def _fetch_http(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sha256:
 
     endpoint = http.endpoint_of(p.raw)
     try:
-        info, first = http.first_get(p.raw, st)
+        info, first = _with_retries(st, lambda: http.first_get(p.raw, st))
     except Exception as exc:  # noqa: BLE001
         raise storage_error(exc, p.raw, endpoint) from None
     url_id = p.raw.split("?", 1)[0]
@@ -281,6 +298,7 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
             done += n
             throttle.update(done)
 
+        uncertain: str | None = None  # first download's digest when its multipart ETag was not verifiable
         for attempt in (1, 2):
             work = cache.tmp_path(key, "dl")
             work.mkdir()
@@ -293,17 +311,29 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
                     size = os.fstat(fd).st_size
                     if size != info.size:
                         raise ChecksumFailure("size", str(info.size), str(size))
-                    hasher.check(sha256)
+                    try:
+                        hasher.check(sha256)  # an uncertain ETag mismatch comes after the sha256 check
+                    except ChecksumFailure as exc:
+                        if exc.what != "multipart ETag" or exc.certain:
+                            raise
+                        # The part size was guessed: a mismatch may be the guess or corrupt bytes.  A
+                        # matching sha256 settles it; without one, a second download must agree.
+                        if sha256 is None and (attempt == 1 or exc.actual != uncertain):
+                            raise ChecksumFailure(exc.what, exc.expected, exc.actual,
+                                                  certain=attempt > 1) from None
+                        log.warning("%s: multipart ETag not verifiable (part size unknown); %s", redact(p.raw),
+                                    "sha256 verified" if sha256 else "two downloads agree")
                     os.fsync(fd)
                 except ChecksumFailure as exc:
-                    if exc.what == "multipart ETag" and not exc.certain:
-                        log.warning("%s: multipart ETag not verifiable (part size unknown); size verified only", redact(p.raw))
-                    elif exc.what != "sha256" and attempt == 1:
+                    # A sha256 mismatch on bytes whose ETag matched is the object itself: no point in
+                    # a second download.  Without a verified ETag it may be corruption in transit.
+                    if attempt == 1 and (exc.what != "sha256" or not hasher.etag_verified):
+                        if exc.what == "multipart ETag" and not exc.certain:
+                            uncertain = exc.actual
                         log.warning("%s: %s; downloading again", redact(p.raw), exc)
                         shutil.rmtree(work, ignore_errors=True)
                         continue
-                    else:
-                        raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
+                    raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
                 except StorageError:
                     raise
                 except Exception as exc:  # noqa: BLE001

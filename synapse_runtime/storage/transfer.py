@@ -119,9 +119,19 @@ class Hasher:
     def sha256_hex(self) -> str | None:
         return self.sha.hexdigest() if self.sha is not None else None
 
+    @property
+    def etag_verified(self) -> bool:
+        """Whether ``check`` compares a digest with the ETag that is known to be computed the same way."""
+        return self.md5 is not None and bool(self.info.etag) and (not self.part_size or self.info.part_size_confirmed)
+
     def check(self, expected_sha256: str | None) -> None:
-        """Raise ChecksumFailure on any mismatch; the ETag first (it says the transfer went wrong)."""
+        """Raise ChecksumFailure on any mismatch; the ETag first (it says the transfer went wrong).
+
+        A multipart ETag mismatch under a guessed part size is not conclusive (``certain=False``);
+        it is raised only after the sha256 check, so that it never hides a real sha256 mismatch.
+        """
         info = self.info
+        uncertain: ChecksumFailure | None = None
         if self.md5 is not None and info.etag:
             if not self.part_size:
                 actual = self.md5.hexdigest()
@@ -133,11 +143,16 @@ class Hasher:
                     digests.append(self.md5.digest())
                 actual = f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
                 if actual != info.etag.lower():
-                    raise ChecksumFailure("multipart ETag", info.etag, actual, certain=info.part_size_confirmed)
+                    failure = ChecksumFailure("multipart ETag", info.etag, actual, certain=info.part_size_confirmed)
+                    if failure.certain:
+                        raise failure
+                    uncertain = failure
         if expected_sha256 is not None and self.sha is not None:
             actual = self.sha.hexdigest()
             if actual != expected_sha256.lower():
                 raise ChecksumFailure("sha256", expected_sha256, actual)
+        if uncertain is not None:
+            raise uncertain
 
 
 class _Seg:

@@ -40,23 +40,70 @@ def start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str
     return proc, f"http://127.0.0.1:{port}"
 
 
+#: S3-style error bodies for injected status responses
+_ERROR_BODIES = {
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
+#: fault kinds that replace the upstream response with an error status
+STATUS_KINDS = {"500": 500, "503": 503}
+KINDS = ("reset", "stall", "truncate", "corrupt", *STATUS_KINDS)
+
+
+def error_response(status: int, code: str | None = None, message: str | None = None) -> bytes:
+    """A complete S3-style XML error response (``Connection: close``)."""
+    default_code, default_message = _ERROR_BODIES.get(status, ("InternalError", "injected"))
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code or default_code}</Code>'
+            f"<Message>{message or default_message}</Message><RequestId>FAULT</RequestId></Error>").encode()
+    reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n"
+            "x-amz-request-id: FAULT\r\nConnection: close\r\n\r\n").encode()
+    return head + body
+
+
 @dataclass
 class Fault:
-    """What to do to one GET response: 'reset' or 'stall' after ``after`` bytes (headers included)."""
+    """What to do to one response.
+
+    ``kind``:
+
+    * ``reset``: RST after ``after`` bytes;
+    * ``stall``: send ``after`` bytes, hang ``seconds``, then RST;
+    * ``truncate``: send ``after`` bytes, then close cleanly (FIN) although Content-Length promised more;
+    * ``corrupt``: flip ``length`` bytes starting at byte ``after``, keep the length (a wrong checksum);
+    * ``"500"`` / ``"503"``: answer with that status and an S3 XML error (InternalError / SlowDown)
+      instead of the upstream response, then close.
+
+    ``after`` counts the response from its first byte (headers included) unless ``body`` is true,
+    in which case it counts body bytes only (the headers always pass).
+    """
 
     kind: str
-    after: int
+    after: int = 0
     seconds: float = 5.0
+    body: bool = False
+    length: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
 
 
 @dataclass
 class Proxy:
-    """A threaded TCP proxy to 127.0.0.1:``upstream``; faults are consumed one per GET request, in order."""
+    """A threaded TCP proxy to 127.0.0.1:``upstream``; faults are consumed one per request, in order.
+
+    Only requests whose method is in ``methods`` (GET by default) consume a fault; ``None`` in
+    ``faults`` lets one such request through untouched.  ``injected`` records the kind of every
+    fault that actually fired (one whose offset lies beyond the response is consumed but not fired).
+    """
 
     upstream: int
     faults: list[Fault | None] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     connections: int = 0
+    methods: tuple[str, ...] = ("GET",)
+    injected: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
@@ -79,6 +126,7 @@ class Proxy:
     def reset_counts(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.injected.clear()
 
     def close(self) -> None:
         self.closed = True
@@ -94,40 +142,94 @@ class Proxy:
                 self.connections += 1
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
+    def _fired(self, kind: str) -> None:
+        with self.lock:
+            self.injected.append(kind)
+
     def _serve(self, client: socket.socket) -> None:
         try:
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
         except OSError:
             client.close()
             return
-        state: dict = {"fault": None, "sent": 0}
+        # per response: the fault, bytes sent, header bytes seen (None until the blank line)
+        state: dict = {"fault": None, "sent": 0, "hdr": None, "head": b""}
         threading.Thread(target=self._up, args=(client, upstream, state), daemon=True).start()
         try:
             while True:
                 data = upstream.recv(65536)
                 if not data:
                     break
-                fault, sent = state["fault"], state["sent"]
-                if fault is not None and sent + len(data) > fault.after:
-                    cut = max(0, fault.after - sent)
-                    if cut:
-                        client.sendall(data[:cut])
-                    if fault.kind == "stall":
-                        time.sleep(fault.seconds)
-                    # RST, not FIN: the client sees a reset mid-body
-                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    try:  # wake the request-reading thread without sending a FIN, so close() sends RST
-                        client.shutdown(socket.SHUT_RD)
-                    except OSError:
-                        pass
+                fault: Fault | None = state["fault"]
+                sent = state["sent"]
+                if fault is None:
+                    client.sendall(data)
+                    state["sent"] = sent + len(data)
+                    continue
+                if fault.kind in STATUS_KINDS:
+                    # the upstream response is dropped; the connection ends with the error response
+                    client.sendall(error_response(STATUS_KINDS[fault.kind]))
+                    self._fired(fault.kind)
+                    self._close_clean(client)
                     break
-                client.sendall(data)
-                state["sent"] = sent + len(data)
+                if state["hdr"] is None:
+                    head = state["head"] + data[: max(0, 65536 - len(state["head"]))]
+                    end = head.find(b"\r\n\r\n")
+                    if end >= 0:
+                        state["hdr"] = end + 4
+                    state["head"] = head
+                limit = fault.after
+                if fault.body:
+                    if state["hdr"] is None:  # still inside the headers: pass them
+                        client.sendall(data)
+                        state["sent"] = sent + len(data)
+                        continue
+                    limit = state["hdr"] + fault.after
+                if fault.kind == "corrupt":
+                    lo, hi = max(limit, sent), min(limit + fault.length, sent + len(data))
+                    if lo < hi:
+                        buf = bytearray(data)
+                        for i in range(lo - sent, hi - sent):
+                            buf[i] ^= 0xFF
+                        data = bytes(buf)
+                        if lo == limit:
+                            self._fired("corrupt")
+                    client.sendall(data)
+                    state["sent"] = sent + len(data)
+                    continue
+                if sent + len(data) <= limit:
+                    client.sendall(data)
+                    state["sent"] = sent + len(data)
+                    continue
+                cut = max(0, limit - sent)
+                if cut:
+                    client.sendall(data[:cut])
+                self._fired(fault.kind)
+                if fault.kind == "truncate":
+                    self._close_clean(client)
+                    break
+                if fault.kind == "stall":
+                    time.sleep(fault.seconds)
+                # RST, not FIN: the client sees a reset mid-body
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                try:  # wake the request-reading thread without sending a FIN, so close() sends RST
+                    client.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+                break
         except OSError:
             pass
         finally:
             client.close()
             upstream.close()
+
+    @staticmethod
+    def _close_clean(client: socket.socket) -> None:
+        """FIN after what was sent: the client reads a short but orderly response."""
+        try:
+            client.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def _up(self, client: socket.socket, upstream: socket.socket, state: dict) -> None:
         buf = b""
@@ -138,11 +240,14 @@ class Proxy:
                     break
                 buf = (buf + data)[-8192:]
                 for m in _REQ.finditer(buf):
+                    method = m.group(1).decode()
                     with self.lock:
-                        self.requests.append((m.group(1).decode(), m.group(2).decode()))
-                        if m.group(1) == b"GET":
-                            state["fault"] = self.faults.pop(0) if self.faults else None
-                            state["sent"] = 0
+                        self.requests.append((method, m.group(2).decode()))
+                        if method in self.methods:
+                            fault = self.faults.pop(0) if self.faults else None
+                        else:
+                            fault = None
+                        state.update(fault=fault, sent=0, hdr=None, head=b"")
                 # keep only the unmatched tail
                 last = None
                 for last in _REQ.finditer(buf):
