@@ -127,7 +127,9 @@ def _merge(ns: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """``own_process``: this process exists for the run (console script, container), so the run may
+    adopt and stop whatever the plugin leaves running; never set it when embedding."""
     ns = _parser().parse_args(_argv(argv))
     if ns.command == "merge":
         return _merge(ns)
@@ -140,14 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     color = ns.pretty and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     return run(RunOptions(
         plugin=ns.plugin, action=ns.action, params=ns.params, output=ns.output, checkpoint=ns.checkpoint,
-        pretty=ns.pretty, color=color, capture=not ns.no_capture,
+        pretty=ns.pretty, color=color, capture=not ns.no_capture, reap_children=own_process,
     ))
 
 
 def entrypoint() -> None:
     """Console-script and container entry: exit with the run's code."""
     try:
-        code = main()
+        code = main(own_process=True)
     except KeyboardInterrupt:
         code = int(ExitCode.CANCELLED_SIGINT)
     sys.stdout.flush()

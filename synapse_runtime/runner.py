@@ -53,9 +53,13 @@ class RunOptions:
         capture: bool = True,
         environ: Mapping[str, str] | None = None,
         events_fd: int = 1,
+        reap_children: bool = False,
     ) -> None:
         self.plugin, self.action, self.params, self.output, self.checkpoint = plugin, action, params, output, checkpoint
         self.pretty, self.color, self.capture, self.environ, self.events_fd = pretty, color, capture, environ, events_fd
+        # The CLI owns its process: it adopts and stops what the plugin leaves running (children.py).
+        # In-process runs (tests, run_plugin) leave the host process's children alone.
+        self.reap_children = reap_children
 
 
 class _State:
@@ -223,6 +227,10 @@ class Run:
         if capture is not None:
             capture.set_emit(writer.emit)
         previous_handlers = self._install_signals()
+        if opts.reap_children:
+            from .children import become_subreaper
+
+            become_subreaper()
         try:
             try:
                 if env_error is not None:
@@ -237,6 +245,8 @@ class Run:
                 self._fail(exc, redactor)
         finally:
             st.finalizing = True
+            if opts.reap_children:
+                self._stop_leftover_processes()
             if capture is not None:
                 capture.stop()
             self._finish(redactor, job_id)
@@ -248,6 +258,16 @@ class Run:
                 except OSError:
                     pass
         return st.exit_code
+
+    def _stop_leftover_processes(self) -> None:
+        from .children import terminate_descendants
+
+        stopped = terminate_descendants(grace=float(os.environ.get("SYNAPSE_CHILD_GRACE") or 2.0))
+        if stopped and self.writer is not None:
+            self.writer.emit("message", {
+                "message": f"stopped {len(stopped)} process(es) the action left running (pids {', '.join(map(str, stopped))})",
+                "context": "warning",
+            })
 
     def _emit_start(self, env: Environment) -> None:
         from .gpu import detect_gpus

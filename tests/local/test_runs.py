@@ -142,15 +142,55 @@ def test_signal_cancels_rolls_back_and_keeps_output(tmp_path: Path, sig: int, co
     assert r.exit_code == code and elapsed < 5
     assert r.end["status"] == "cancelled" and r.result["status"] == "cancelled"
     assert r.error["error_type"] == "Cancelled"
-    rolled = [json.loads(x)["step"] for x in (out / "rollback.jsonl").read_text().splitlines()]
+    rolled = [e["step"] for e in map(json.loads, (out / "rollback.jsonl").read_text().splitlines()) if "phase" not in e]
     assert rolled == ["step2", "step1"]  # the interrupted step first, then the finished one
     assert not list(out.glob("*.marker"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_cancel_stops_children_and_orphaned_grandchildren(tmp_path: Path) -> None:
+    proc, out = _spawn(tmp_path, "slow", {"seconds": 6, "steps": 3, "spawn": True})
+    _wait_for_step(proc, out, "step2")
+    deadline = time.monotonic() + 10
+    while len((out / "spawned.pids").read_text().split()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = [int(x) for x in (out / "spawned.pids").read_text().split()]
+    assert len(pids) == 4 and all(_alive(p) for p in pids), "two steps each left a child and an orphan running"
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 143
+    assert [p for p in pids if _alive(p)] == [], "no process of the action outlives the run"
+    warnings = [e for e in parse_events(stdout) if e["type"] == "message" and "left running" in e["message"]]
+    assert len(warnings) == 1
+
+
+def test_second_signal_during_rollback_lets_rollback_finish(tmp_path: Path) -> None:
+    proc, out = _spawn(tmp_path, "slow", {"seconds": 6, "steps": 3, "rollback_seconds": 0.5})
+    _wait_for_step(proc, out, "step2")
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while not (out / "rollback.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # lands inside the first rollback
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 143
+    rolled = [e["step"] for e in map(json.loads, (out / "rollback.jsonl").read_text().splitlines()) if "phase" not in e]
+    assert rolled == ["step2", "step1"] and not list(out.glob("*.marker"))
+    assert json.loads((out / "result.json").read_text())["status"] == "cancelled"
 
 
 def test_step_failure_rolls_back_and_exits_1(run_cli) -> None:
     r = run_cli("faults", "slow", {"seconds": 0.3, "steps": 3, "fail_at": 3})
     assert r.exit_code == 1 and r.error["message"] == "Step 'step3' failed: step3 failed on purpose"
-    rolled = [json.loads(x)["step"] for x in (r.output_dir / "rollback.jsonl").read_text().splitlines()]
+    rolled = [e["step"] for e in map(json.loads, (r.output_dir / "rollback.jsonl").read_text().splitlines()) if "phase" not in e]
     assert rolled == ["step3", "step2", "step1"]
 
 

@@ -94,7 +94,8 @@ class Proxy:
     """A threaded TCP proxy to 127.0.0.1:``upstream``; faults are consumed one per request, in order.
 
     Only requests whose method is in ``methods`` (GET by default) consume a fault; ``None`` in
-    ``faults`` lets one such request through untouched.  ``injected`` records the kind of every
+    ``faults`` lets one such request through untouched.  ``method_faults`` holds separate queues
+    for other methods (e.g. ``{"HEAD": [Fault("503")]}``), consumed before ``faults``.  ``injected`` records the kind of every
     fault that actually fired (one whose offset lies beyond the response is consumed but not fired).
     """
 
@@ -104,6 +105,7 @@ class Proxy:
     connections: int = 0
     methods: tuple[str, ...] = ("GET",)
     injected: list[str] = field(default_factory=list)
+    method_faults: dict[str, list[Fault | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
@@ -243,7 +245,10 @@ class Proxy:
                     method = m.group(1).decode()
                     with self.lock:
                         self.requests.append((method, m.group(2).decode()))
-                        if method in self.methods:
+                        queue = self.method_faults.get(method)
+                        if queue:
+                            fault = queue.pop(0)
+                        elif method in self.methods:
                             fault = self.faults.pop(0) if self.faults else None
                         else:
                             fault = None
