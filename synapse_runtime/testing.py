@@ -124,28 +124,43 @@ def run_container(
     """``docker run`` the runtime image: params mounted as a file, output on a host directory.
 
     ``plugin`` is a plugin baked into the image (``/opt/synapse/plugins/NAME``) unless
-    ``plugin_dir`` mounts one from the host at ``/plugin``.
+    ``plugin_dir`` mounts one from the host at ``/plugin``. The container runs as the Kubernetes Job
+    in deploy/k8s does (read-only root filesystem, a tmpfs at /tmp), so a plugin that writes where
+    it may not fails here first. A run past ``timeout`` is killed, never left running.
     """
+    import shutil
+    import uuid
+
     out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synapse-out-"))
     out.chmod(0o777)
-    cmd = ["docker", "run", "--rm", "--label", "synapse-runtime-test=1", "-v", f"{out}:/mnt/output"]
+    name = f"synapse-test-{uuid.uuid4().hex[:12]}"
+    cmd = ["docker", "run", "--rm", "--name", name, "--label", "synapse-runtime-test=1",
+           "--read-only", "--tmpfs", "/tmp", "-v", f"{out}:/mnt/output"]
     if plugin_dir:
         cmd += ["-v", f"{Path(plugin_dir).resolve()}:/plugin:ro"]
     else:
         cmd += ["-e", f"SYNAPSE_PLUGIN_DIR=/opt/synapse/plugins/{plugin}"]
     params_dir = None
-    if params is not None:
-        params_dir = tempfile.mkdtemp(prefix="synapse-params-")
-        Path(params_dir, "params.json").write_text(json.dumps(params))
-        os.chmod(params_dir, 0o755)
-        os.chmod(Path(params_dir, "params.json"), 0o644)
-        cmd += ["-v", f"{params_dir}/params.json:/mnt/synapse/params.json:ro"]
-    if action:
-        cmd += ["-e", f"SYNAPSE_ACTION={action}"]
-    for key, value in (env or {}).items():
-        cmd += ["-e", f"{key}={value}"]
-    cmd += [*docker_args, image]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    try:
+        if params is not None:
+            params_dir = tempfile.mkdtemp(prefix="synapse-params-")
+            Path(params_dir, "params.json").write_text(json.dumps(params))
+            os.chmod(params_dir, 0o755)
+            os.chmod(Path(params_dir, "params.json"), 0o644)
+            cmd += ["-v", f"{params_dir}/params.json:/mnt/synapse/params.json:ro"]
+        if action:
+            cmd += ["-e", f"SYNAPSE_ACTION={action}"]
+        for key, value in (env or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [*docker_args, image]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+            raise
+    finally:
+        if params_dir:
+            shutil.rmtree(params_dir, ignore_errors=True)
     return RunResult(proc.returncode, parse_events(proc.stdout), _read_result(out), proc.stdout, proc.stderr, out)
 
 

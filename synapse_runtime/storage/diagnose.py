@@ -43,7 +43,7 @@ def storage_error(exc: BaseException, uri: str, endpoint: str, *, action: str = 
         cause = "the object changed while it was being downloaded (PreconditionFailed)"
         hint, kind = "retry once the writer has finished", "changed"
     elif status is not None:
-        cause = f"the server answered HTTP {status} {code}".rstrip()
+        cause = f"the server answered HTTP {status} {code if code != str(status) else ''}".rstrip()
         hint, kind = "retry later; if it persists check the server's logs", "server"
     elif _is_unreachable(exc):
         cause = f"the endpoint is unreachable ({_short(exc)})"

@@ -46,7 +46,10 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
     if sha256 is not None:
         sha256 = sha256.strip().lower().removeprefix("sha256:")
         if not _SHA256.match(sha256):
-            raise ValidationError(f"sha256 must be 64 hex digits, got {sha256[:80]!r}")
+            raise ValidationError(f"sha256 must be 64 hex digits, got {sha256[:80]!r}",
+                                  hint="give the checkpoint's SHA-256 as printed by `sha256sum` "
+                                       "(SYNAPSE_CHECKPOINT_SHA256), optionally prefixed with 'sha256:'",
+                                  details={"uri": redact(uri), "field": "sha256"})
     st = Settings.from_env()
     p = parse(uri)
     if p.scheme == "file":

@@ -45,7 +45,7 @@ class Fault:
 
 
 class FakeBackend:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.models: dict[str, dict[str, Any]] = {
             "123": {
                 "id": 123,
@@ -63,7 +63,7 @@ class FakeBackend:
         self.faults: list[Fault] = []
         self.auth = "access"  # or "user"
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self.server = ThreadingHTTPServer((host, 0), _make_handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

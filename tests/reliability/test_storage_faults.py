@@ -41,6 +41,7 @@ READ_TIMEOUT = 0.5
 STALL = 1.0
 TRIALS = int(os.environ.get("SYNAPSE_FAULT_TRIALS", "50"))
 SEED = int(os.environ.get("SYNAPSE_FAULT_SEED", "20260607"))
+REPORT = os.environ.get("SYNAPSE_RELIABILITY_REPORT")  # read now: the fixtures clear SYNAPSE_* variables
 
 
 @pytest.fixture
@@ -287,13 +288,30 @@ def test_storage_fault_trials(checkpoint, fault_proxy: Proxy, tmp_path: Path, mo
     }
     with capsys.disabled():
         print("\nstorage fault trials: " + json.dumps(summary))
-    report = os.environ.get("SYNAPSE_RELIABILITY_REPORT")
-    if report:
-        Path(report).write_text(json.dumps({**summary, "outcomes": outcomes}, indent=1))
+    if REPORT:
+        Path(REPORT).write_text(json.dumps({**summary, "outcomes": outcomes}, indent=1))
     assert summary["intact"] + summary["clean_errors"] == TRIALS
     if TRIALS >= 20:  # the schedule is strong enough to exercise both outcomes and every fault kind
         assert summary["intact"] and summary["clean_errors"], summary
         assert all(per_kind[k]["injected"] for k in KINDS), summary
+
+
+def test_watcher_sees_partial_and_wrong_files(tmp_path: Path) -> None:
+    """The watcher itself: a short file or a full-size wrong one at a final path is a violation."""
+    data = random.Random(1).randbytes(SIZE)
+    sha = hashlib.sha256(data).hexdigest()
+    entry = tmp_path / "cache" / "objects" / "k"
+    entry.mkdir(parents=True)
+    dest = tmp_path / "dest" / NAME
+    dest.parent.mkdir()
+    w = Watcher(tmp_path / "cache", dest, sha)
+    (entry / NAME).write_bytes(data)
+    w.check()
+    assert w.violations == [] and len(w.verified) == 1
+    dest.write_bytes(data[: SIZE // 2])
+    (entry / NAME).write_bytes(bytes(1) + data[1:])
+    w.check()
+    assert len(w.violations) == 2, w.violations
 
 
 # ---- targeted regressions (one fault each, both S3 paths) -------------------------------------
