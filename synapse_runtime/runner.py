@@ -172,6 +172,10 @@ class Run:
             st.extra_signals.append(signum)  # rollback or final writes in progress: let them finish
             return
         st.cancelled_by = signum
+        from .steps import defer_cancellation
+
+        if defer_cancellation(signum):
+            return  # a step rollback is running: it finishes, then raises Cancelled
         writer = self.writer
         if writer is not None and writer.writing_in_this_thread():
             # Mid-write: raise right after the line is out, so the stream stays whole.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,35 @@ from typing import Any, Generic, TypeVar
 from .errors import Cancelled, ExitCode, PluginError
 
 C = TypeVar("C", bound="BaseStepContext")
+
+# A rollback runs to its end: a SIGTERM/SIGINT that arrives while one runs (after a step failure,
+# or between steps) is held by the runner's handler (``defer_cancellation``) and raised as
+# ``Cancelled`` once the rollback is done, instead of interrupting it half-way.
+_rollback_depth = 0
+_held_signal: int | None = None
+
+
+def defer_cancellation(signum: int) -> bool:
+    """For signal handlers: True (and the signal held) when a rollback is running in this process."""
+    global _held_signal
+    if _rollback_depth == 0:
+        return False
+    if _held_signal is None:
+        _held_signal = signum
+    return True
+
+
+@contextmanager
+def _rollback_guard() -> Any:
+    global _rollback_depth, _held_signal
+    _rollback_depth += 1
+    try:
+        yield
+    finally:
+        _rollback_depth -= 1
+        if _rollback_depth == 0 and _held_signal is not None:
+            signum, _held_signal = _held_signal, None
+            raise Cancelled(signum)
 
 
 @dataclass
@@ -148,9 +178,19 @@ class Orchestrator(Generic[C]):
             self.context.set_progress(pct, 100.0)
 
     def execute(self) -> dict[str, Any]:
+        executed: list[tuple[BaseStep[C], StepResult]] = []
+        try:
+            return self._execute(executed)
+        except Cancelled:
+            # Also a cancellation that landed between two steps (while a step event was written):
+            # every step that ran is undone; ``executed`` is empty when it was rolled back already.
+            with _rollback_guard():
+                self._rollback(executed)
+            raise
+
+    def _execute(self, executed: list[tuple[BaseStep[C], StepResult]]) -> dict[str, Any]:
         steps = self.registry.get_steps()
         total_weight = self.registry.total_weight
-        executed: list[tuple[BaseStep[C], StepResult]] = []
         done_weight = 0.0
         for step in steps:
             self.context.current_step = step.name
@@ -167,26 +207,29 @@ class Orchestrator(Generic[C]):
                 if not isinstance(result, StepResult):
                     result = StepResult(data=result if isinstance(result, dict) else {"value": result})
             except Cancelled:
-                failed = StepResult(success=False, error="cancelled")
-                self.context.step_results.append(failed)
-                executed.append((step, failed))
-                self._step_event(step, "cancelled", started)
-                self._rollback(executed)
+                with _rollback_guard():
+                    failed = StepResult(success=False, error="cancelled")
+                    self.context.step_results.append(failed)
+                    executed.append((step, failed))
+                    self._step_event(step, "cancelled", started)
+                    self._rollback(executed)
                 raise
             except Exception as exc:
-                failed = StepResult(success=False, error=str(exc) or type(exc).__name__)
-                self.context.step_results.append(failed)
-                self.context.errors.append(f"{step.name}: {failed.error}")
-                executed.append((step, failed))
-                self._step_event(step, "failed", started)
-                self._rollback(executed)
+                with _rollback_guard():  # a signal now is raised as Cancelled after the rollback
+                    failed = StepResult(success=False, error=str(exc) or type(exc).__name__)
+                    self.context.step_results.append(failed)
+                    self.context.errors.append(f"{step.name}: {failed.error}")
+                    executed.append((step, failed))
+                    self._step_event(step, "failed", started)
+                    self._rollback(executed)
                 raise StepFailedError(step.name, failed.error or "", exc) from exc
             self.context.step_results.append(result)
             executed.append((step, result))
             if not result.success:
-                self.context.errors.append(f"{step.name}: {result.error}")
-                self._step_event(step, "failed", started)
-                self._rollback(executed)
+                with _rollback_guard():
+                    self.context.errors.append(f"{step.name}: {result.error}")
+                    self._step_event(step, "failed", started)
+                    self._rollback(executed)
                 raise StepFailedError(step.name, result.error or "step returned success=False")
             self._step_event(step, "succeeded", started)
             done_weight += step.progress_weight
@@ -200,7 +243,9 @@ class Orchestrator(Generic[C]):
         )
 
     def _rollback(self, executed: list[tuple[BaseStep[C], StepResult]]) -> None:
-        for step, result in reversed(executed):
+        todo = list(reversed(executed))
+        executed.clear()  # rolled back once, whatever happens next
+        for step, result in todo:
             try:
                 step.rollback(self.context, result)
                 self.context.log("rollback", {"name": step.name, "status": "done"})

@@ -40,26 +40,30 @@ class ParsedURI:
 def parse(uri: str) -> ParsedURI:
     """Split a URI into its parts; raises StorageError for schemes we cannot fetch."""
     if not isinstance(uri, str) or not uri.strip():
-        raise StorageError("empty storage URI", hint="give s3://bucket/key, https://..., file://... or a path")
+        raise StorageError("empty storage URI", hint="give s3://bucket/key, https://..., file://... or a path",
+                           details={"uri": "", "cause": "bad URI"})
     uri = uri.strip()
     lower = uri.lower()
     if lower.startswith("s3://"):
         rest = uri[5:]
         bucket, _, key = rest.partition("/")
         if not bucket:
-            raise StorageError(f"{uri}: no bucket in S3 URI", hint="use s3://bucket/key or s3://bucket/prefix/")
+            raise StorageError(f"{uri}: no bucket in S3 URI", hint="use s3://bucket/key or s3://bucket/prefix/",
+                               details={"uri": uri, "cause": "bad URI"})
         return ParsedURI("s3", uri, bucket=bucket, key=key)
     if lower.startswith(("http://", "https://")):
         return ParsedURI(lower.split(":", 1)[0], uri)
     if lower.startswith("file://"):
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
-            raise StorageError(f"{uri}: file:// URIs must be local", hint="use file:///absolute/path")
+            raise StorageError(f"{uri}: file:// URIs must be local", hint="use file:///absolute/path",
+                               details={"uri": uri, "cause": "bad URI"})
         return ParsedURI("file", uri, path=Path(unquote(parts.path)))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
         scheme = uri.split("://", 1)[0]
         raise StorageError(f"{scheme}:// URIs are not supported ({redact(uri)})",
-                           hint="use s3://, https://, http://, file:// or a local path")
+                           hint="use s3://, https://, http://, file:// or a local path",
+                           details={"uri": redact(uri), "cause": "bad URI"})
     return ParsedURI("file", uri, path=Path(os.path.expanduser(uri)))
 
 

@@ -16,7 +16,8 @@ Storage cases (43 onward) say what to serve and fetch; everything is built at te
 * ``"checkpoint"``: passed as ``--checkpoint``; strings in it, ``env`` and ``names`` may use
   ``{bucket}``, ``{endpoint}``, ``{inputs}``, ``{cache}``, ``{tmp}``.
 * ``"cache": "unwritable"``: SYNAPSE_CACHE_DIR lies below a regular file.
-* ``"names"``: strings the error message must contain (the URI, the endpoint, the cache dir).
+* ``"names"``: strings the error message must contain (the URI, the endpoint, the cache dir);
+  ``"hint"``: a string the error's hint must contain.
 * ``"escapes"``: paths (with placeholders) that a malicious archive aims at: they must not exist.
 """
 
@@ -261,6 +262,8 @@ def test_bad_input_fails_cleanly(case_dir: Path, tmp_path: Path, moto: _Moto) ->
         assert e.get("hint"), e  # storage errors say what to do
         if checkpoint is not None and case.get("cache") != "unwritable":
             assert (e.get("details") or {}).get("cause"), e
+    if case.get("hint"):
+        assert _fill(case["hint"], ctx) in (e.get("hint") or ""), e
     for needle in _fill(case.get("names", []), ctx):
         assert needle in e["message"], (needle, e)
     if case.get("field"):
