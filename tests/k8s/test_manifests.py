@@ -189,6 +189,15 @@ def _is_action(job: Any) -> bool:
     return job.metadata.labels.get("app.kubernetes.io/component") != "merge"
 
 
+ACTION_JOBS = [(w, j) for w, j in JOBS if _is_action(j)]
+
+
+@pytest.fixture(params=ACTION_JOBS, ids=[f"{w}:{j.metadata.name}" for w, j in ACTION_JOBS])
+def action_job(request: pytest.FixtureRequest) -> Any:
+    """The Jobs that run an action (the merge Job runs `synapse-runtime merge`, no action)."""
+    return request.param[1]
+
+
 def test_pod_failure_policy_follows_exit_codes(job: Any) -> None:
     spec = job.spec
     assert spec.template.spec.restart_policy == "Never", "podFailurePolicy requires restartPolicy: Never"
@@ -262,9 +271,8 @@ def test_no_secret_in_env(job: Any) -> None:
             assert src.secret_ref is None
 
 
-def test_action_job_pod_view(job: Any) -> None:
-    if not _is_action(job):
-        pytest.skip("merge job: no action")
+def test_action_job_pod_view(action_job: Any) -> None:
+    job = action_job
     pod = job.spec.template.spec
     assert pod.termination_grace_period_seconds == GRACE_S
     (c,) = pod.containers
