@@ -63,7 +63,7 @@ def storage_error(exc: BaseException, uri: str, endpoint: str, *, action: str = 
 
 def checksum_error(uri: str, endpoint: str, what: str, expected: str, actual: str) -> ChecksumMismatchError:
     safe_uri = redact(uri)
-    hint = ("check the expected sha256 given in the params" if what == "sha256"
+    hint = ("check the expected sha256 (SYNAPSE_CHECKPOINT_SHA256, or the sha256 passed to fetch/download_model)" if what == "sha256"
             else "the bytes received differ from what the server stored; retry")
     return ChecksumMismatchError(
         f"cannot fetch {safe_uri} from {endpoint}: checksum mismatch ({what}: expected {expected}, got {actual}); "
