@@ -97,6 +97,13 @@ class StorageError(PluginError):
     exit_code = ExitCode.STORAGE
 
 
+class InvalidURIError(StorageError):
+    """A storage URI that cannot name anything (unknown scheme, no bucket): an input error, so the exit
+    code says never retry, while ``except StorageError`` still catches it."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
 class ArchiveError(StorageError):
     """An archive is corrupt, unsafe (paths escaping the target, links, bombs) or too large."""
 
@@ -149,6 +156,7 @@ __all__ = [
     "PluginRunError",
     "RETRYABLE",
     "StorageError",
+    "InvalidURIError",
     "ValidationError",
     "exit_code_for",
 ]

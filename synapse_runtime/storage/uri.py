@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..errors import StorageError
+from ..errors import InvalidURIError
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class ParsedURI:
 
 
 def parse(uri: str) -> ParsedURI:
-    """Split a URI into its parts; raises StorageError for schemes we cannot fetch."""
+    """Split a URI into its parts; raises InvalidURIError (exit 2) for URIs that cannot name anything."""
     if not isinstance(uri, str) or not uri.strip():
-        raise StorageError("empty storage URI", hint="give s3://bucket/key, https://..., file://... or a path",
+        raise InvalidURIError("empty storage URI", hint="give s3://bucket/key, https://..., file://... or a path",
                            details={"uri": "", "cause": "bad URI"})
     uri = uri.strip()
     lower = uri.lower()
@@ -48,7 +48,7 @@ def parse(uri: str) -> ParsedURI:
         rest = uri[5:]
         bucket, _, key = rest.partition("/")
         if not bucket:
-            raise StorageError(f"{uri}: no bucket in S3 URI", hint="use s3://bucket/key or s3://bucket/prefix/",
+            raise InvalidURIError(f"{uri}: no bucket in S3 URI", hint="use s3://bucket/key or s3://bucket/prefix/",
                                details={"uri": uri, "cause": "bad URI"})
         return ParsedURI("s3", uri, bucket=bucket, key=key)
     if lower.startswith(("http://", "https://")):
@@ -56,12 +56,12 @@ def parse(uri: str) -> ParsedURI:
     if lower.startswith("file://"):
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
-            raise StorageError(f"{uri}: file:// URIs must be local", hint="use file:///absolute/path",
+            raise InvalidURIError(f"{uri}: file:// URIs must be local", hint="use file:///absolute/path",
                                details={"uri": uri, "cause": "bad URI"})
         return ParsedURI("file", uri, path=Path(unquote(parts.path)))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
         scheme = uri.split("://", 1)[0]
-        raise StorageError(f"{scheme}:// URIs are not supported ({redact(uri)})",
+        raise InvalidURIError(f"{scheme}:// URIs are not supported ({redact(uri)})",
                            hint="use s3://, https://, http://, file:// or a local path",
                            details={"uri": redact(uri), "cause": "bad URI"})
     return ParsedURI("file", uri, path=Path(os.path.expanduser(uri)))

@@ -93,8 +93,8 @@ def schedule(n: int, seed: int) -> list[Trial]:
         # both signals in every phase: alternate, starting at random
         sig = ("SIGTERM", "SIGINT")[(k + (seed + len(phase)) % 2) % 2]
         if phase == "fetch":
-            trials.append(Trial(i, phase, sig, spawn=rng.random() < 0.3, fraction=round(rng.uniform(0.0, 0.85), 3),
-                                delay=round(rng.uniform(0, 0.25), 3)))
+            trials.append(Trial(i, phase, sig, spawn=rng.random() < 0.3, fraction=round(rng.uniform(0.0, 0.7), 3),
+                                delay=round(rng.uniform(0, 0.1), 3)))
         elif phase == "execute":
             trials.append(Trial(i, phase, sig, delay=round(rng.uniform(0.2, 2.5), 3)))
         elif phase == "step":
@@ -234,8 +234,20 @@ def pid_watcher(docker_client: Any, runtime_image: str) -> Iterator[PidWatcher]:
 
 
 def _terminal(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Write past pytest's output capture (a module fixture's teardown is captured otherwise)."""
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    return (lambda s: tr.write_line(s)) if tr is not None else print
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is None:
+        return print
+
+    def write(line: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                tr.write_line(line)
+        else:
+            tr.write_line(line)
+
+    return write
 
 
 def summarize(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -551,7 +563,7 @@ def test_sigkill_mid_fetch_then_recovery(index: int, variant: str, run_image: An
     second container on the same volume, already waiting for the lock, takes over; `rerun`: a new run
     afterwards. Either way the survivor verifies the checkpoint (sha256) and cleans the dead one's temp."""
     rng = random.Random(SEED * 1000 + index)
-    outcome: dict[str, Any] = {"phase": "sigkill-fetch", "signal": "SIGKILL", "variant": variant, "ok": False,
+    outcome: dict[str, Any] = {"index": index, "phase": "sigkill-fetch", "signal": "SIGKILL", "variant": variant, "ok": False,
                                "signal_to_exit_s": None, "landed": None}
     OUTCOMES.append(outcome)
     cache = docker_volume()
