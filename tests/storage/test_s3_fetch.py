@@ -222,6 +222,24 @@ def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeyp
     assert "AWS_ACCESS_KEY_ID" in msg  # the hint says what to fix
 
 
+def test_credentials_from_a_mounted_credentials_file(s3, bucket: str, cache_dir: Path, monkeypatch,
+                                                     tmp_path: Path) -> None:
+    """No key in env, a credentials file mounted (AWS_SHARED_CREDENTIALS_FILE, a profile): the private object
+    loads, so the requests were signed with the file's keys (anonymous ones are refused, see above)."""
+    s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    creds = tmp_path / "mounted" / "credentials"
+    creds.parent.mkdir()
+    creds.write_text("[default]\naws_access_key_id = AKIAFILEFILEFILE\naws_secret_access_key = file-secret-do-not-print\n"
+                     "[ml]\naws_access_key_id = AKIAPROFILEPROFIL\naws_secret_access_key = profile-secret-do-not-print\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    assert fetch(f"s3://{bucket}/private.txt", cache_dir=cache_dir).path.read_bytes() == b"private"
+    monkeypatch.setenv("AWS_PROFILE", "ml")
+    r = fetch(f"s3://{bucket}/private.txt", cache_dir=tmp_path / "cache2")
+    assert r.path.read_bytes() == b"private"
+
+
 def test_cache_dir_from_env_and_unwritable(s3, bucket: str, tmp_path: Path, monkeypatch) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"k")
     monkeypatch.setenv("SYNAPSE_CACHE_DIR", str(tmp_path / "envcache"))
