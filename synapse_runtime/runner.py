@@ -122,6 +122,28 @@ def _error_fields(exc: BaseException, redact: Redactor) -> dict[str, Any]:
     }
 
 
+def _no_space(exc: BaseException) -> bool:
+    """ENOSPC or EDQUOT anywhere in the exception's cause chain."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return False
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 def _message(exc: BaseException) -> str:
     from .steps import StepFailedError
 
@@ -414,6 +436,14 @@ class Run:
         st, writer = self.state, self.writer
         assert writer is not None
         fields = _error_fields(exc, redactor)
+        if not fields.get("hint") and st.output_dir is not None and _no_space(exc):
+            # "[Errno 28] No space left on device" from a write names no file: say where the
+            # action's output goes and how full it is (the usual culprit of a full disk).
+            free = _free_bytes(st.output_dir)
+            fields["details"] = {**(fields.get("details") or {}), "output_dir": str(st.output_dir),
+                                 "output_free_bytes": free}
+            fields["hint"] = (f"a filesystem is full; the output directory {st.output_dir} has "
+                              f"{'?' if free is None else free} bytes free: free space there or mount a larger volume")
         st.exit_code = fields["code"]
         st.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
         st.error = {"error_type": fields["error_type"], "message": fields["message"], "details": fields["details"]}
