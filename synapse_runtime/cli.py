@@ -127,10 +127,18 @@ def _merge(ns: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_signals: list[int] | None = None) -> int:
     """``own_process``: this process exists for the run (console script, container), so the run may
-    adopt and stop whatever the plugin leaves running; never set it when embedding."""
+    adopt and stop whatever the plugin leaves running; never set it when embedding. ``held_signals``:
+    signals received before the runner's handlers were installed (the run then ends cancelled)."""
     ns = _parser().parse_args(_argv(argv))
+    if ns.command != "run" and held_signals is not None:
+        import signal
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+        if held_signals:
+            return 128 + held_signals[0]
     if ns.command == "merge":
         return _merge(ns)
     if ns.command == "schema":
@@ -143,13 +151,30 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     return run(RunOptions(
         plugin=ns.plugin, action=ns.action, params=ns.params, output=ns.output, checkpoint=ns.checkpoint,
         pretty=ns.pretty, color=color, capture=not ns.no_capture, reap_children=own_process,
+        held_signals=held_signals,
     ))
+
+
+def _hold_early_signals() -> list[int]:
+    """Until the runner installs its handlers, a SIGTERM/SIGINT is remembered, not fatal: a pod deleted
+    while the runtime imports still ends with the contract's events and exit code."""
+    import signal
+
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, hold)
+    return held
 
 
 def entrypoint() -> None:
     """Console-script and container entry: exit with the run's code."""
+    held = _hold_early_signals()
     try:
-        code = main(own_process=True)
+        code = main(own_process=True, held_signals=held)
     except KeyboardInterrupt:
         code = int(ExitCode.CANCELLED_SIGINT)
     sys.stdout.flush()

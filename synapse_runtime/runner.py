@@ -54,12 +54,16 @@ class RunOptions:
         environ: Mapping[str, str] | None = None,
         events_fd: int = 1,
         reap_children: bool = False,
+        held_signals: list[int] | None = None,
     ) -> None:
         self.plugin, self.action, self.params, self.output, self.checkpoint = plugin, action, params, output, checkpoint
         self.pretty, self.color, self.capture, self.environ, self.events_fd = pretty, color, capture, environ, events_fd
         # The CLI owns its process: it adopts and stops what the plugin leaves running (children.py).
         # In-process runs (tests, run_plugin) leave the host process's children alone.
         self.reap_children = reap_children
+        # Signals caught before this run's handlers existed (cli.entrypoint holds them during imports);
+        # the list is shared, so one arriving until the handlers are installed is seen too.
+        self.held_signals = held_signals
 
 
 class _State:
@@ -266,6 +270,8 @@ class Run:
                 self._run(env, job_id)
             except BaseException as exc:  # noqa: BLE001 - every failure ends as an event
                 st.finalizing = True
+                if st.output_dir is None:  # an env file error: result.json still goes where it was asked
+                    self._output_dir_quietly(env)
                 if not st.start_emitted:
                     self._emit_start(env)
                 self._fail(exc, redactor)
@@ -284,6 +290,14 @@ class Run:
                 except OSError:
                     pass
         return st.exit_code
+
+    def _output_dir_quietly(self, env: Environment) -> None:
+        from .outputs import prepare_output_dir
+
+        try:
+            self.state.output_dir = prepare_output_dir(resolve_output_dir(self.options.output, env.data).value)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
 
     def _stop_leftover_processes(self) -> None:
         from .children import terminate_descendants
@@ -323,6 +337,8 @@ class Run:
         # The output directory first: every later failure (not-found plugin included) is then
         # reported in result.json too, where job controllers look for it.
         st.output_dir = prepare_output_dir(resolve_output_dir(opts.output, data).value)
+        if opts.held_signals:  # cancelled while the runtime was still importing: now it can say so
+            self._on_signal(opts.held_signals[0], None)
         plugin_dir = resolve_plugin_dir(opts.plugin, data).value
         name, entrypoint, _ = resolve_action_ref(opts.action, data)
         st.action = name or entrypoint

@@ -187,6 +187,29 @@ def test_second_signal_during_rollback_lets_rollback_finish(tmp_path: Path) -> N
     assert json.loads((out / "result.json").read_text())["status"] == "cancelled"
 
 
+def _catches_sigterm(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_signal_at_the_earliest_moment_still_follows_the_contract(tmp_path: Path) -> None:
+    """SIGTERM as soon as the process catches it (while the runtime still imports): a cancelled run with
+    its events and result.json, not a process killed without a word."""
+    proc, out = _spawn(tmp_path, "slow", {"seconds": 5, "steps": 1})
+    deadline = time.monotonic() + 10
+    while not _catches_sigterm(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=10)
+    events = parse_events(stdout)
+    assert proc.returncode == 143, stderr
+    assert [events[0]["type"], events[-1]["type"]] == ["start", "end"] and events[-1]["status"] == "cancelled"
+    assert json.loads((out / "result.json").read_text())["status"] == "cancelled"
+
+
 def test_step_failure_rolls_back_and_exits_1(run_cli) -> None:
     r = run_cli("faults", "slow", {"seconds": 0.3, "steps": 3, "fail_at": 3})
     assert r.exit_code == 1 and r.error["message"] == "Step 'step3' failed: step3 failed on purpose"
