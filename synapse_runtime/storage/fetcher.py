@@ -139,7 +139,7 @@ def _fetch_s3_object(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sh
                 _light_part_size(light, p, st, info)
                 if not info.part_size:
                     info.part_size = guess_part_size(info.size, info.parts)
-            return http.opener(light.url(p.bucket, p.key), st, info, None, signer=light.headers), None
+            return http.opener(light.url(p.bucket, p.key), st, info, None, signer=light.object_headers), None
         if s3 is None:
             s3 = _client(st)
         s3.confirm_part_size(p.bucket, p.key, info)
@@ -345,7 +345,8 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
                 os.close(fd)
             meta = cache.commit(key, work, {"name": p.basename, "bytes": info.size, "total": info.size,
                                             "uri": redact(p.raw), "endpoint": endpoint, "etag": info.etag,
-                                            "sha256": hasher.sha256_hex(), "kind": "object"})
+                                            "sha256": hasher.sha256_hex(), "kind": "object",
+                                            "verified": hasher.method or "size"})
             return meta, done
         raise AssertionError("unreachable")
     finally:
@@ -487,6 +488,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
         import threading
 
         lock = threading.Lock()
+        verified: dict[str, int] = {}  # how each object was checked: {"crc32": 199, "md5": 1}
 
         def on_bytes(n: int) -> None:
             with lock:
@@ -512,7 +514,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
             if light is not None:
                 from . import http
 
-                opener = http.opener(light.url(p.bucket, okey), st, info, None, signer=light.headers)
+                opener = http.opener(light.url(p.bucket, okey), st, info, None, signer=light.object_headers)
             else:
                 opener = s3.opener(p.bucket, okey, info)
             target = tree / rel
@@ -528,6 +530,9 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
                 except ChecksumFailure as exc:
                     if exc.certain:
                         raise
+                with lock:
+                    method = hasher.method or "size"
+                    verified[method] = verified.get(method, 0) + 1
                 start_writeback(fd, 0, info.size)  # fsynced all together at the end
             finally:
                 os.close(fd)
@@ -545,7 +550,8 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
 
             fsync_tree(tree)
             meta = cache.commit(key, work, {"name": p.basename, "bytes": total, "total": total, "uri": p.raw,
-                                            "endpoint": endpoint, "kind": "prefix", "objects": len(files)})
+                                            "endpoint": endpoint, "kind": "prefix", "objects": len(files),
+                                            "verified": verified})
         except ChecksumFailure as exc:
             raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
         except StorageError:

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .config import Settings
 from .retry import HTTPStatusError, TruncatedBody
-from .s3 import info_from_headers
+from .s3 import checksums_from_headers, info_from_headers
 from .transfer import Body, ObjectInfo, Opener
 
 _MAX_REDIRECTS = 5
@@ -128,6 +128,10 @@ def opener(url: str, st: Settings, info: ObjectInfo, first: _Resp | None,
         if info.etag and etag and etag != info.etag:
             resp.close()
             raise HTTPStatusError(412, "PreconditionFailed", "ETag changed during the download")
+        if signer is not None and not info.checksums and start == 0 and end >= info.size:
+            # A whole-object GET carries the stored checksum (asked for by the signer); the Hasher
+            # decides what to compare only when the first bytes arrive, so it can still use it.
+            info.checksums, info.checksum_type = checksums_from_headers(resp.headers)
         return resp
 
     return open_range

@@ -50,7 +50,8 @@ class S3:
 
     # ---- reads ---------------------------------------------------------------------------
     def head(self, bucket: str, key: str) -> ObjectInfo:
-        resp = self.client.head_object(Bucket=bucket, Key=key)
+        # ChecksumMode: the object's CRC32/sha256 when it has one (cheaper to verify than the MD5 ETag)
+        resp = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         return info_from_headers(
             {k.lower(): v for k, v in resp["ResponseMetadata"].get("HTTPHeaders", {}).items()})
 
@@ -149,8 +150,24 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
     md5_like = bool(etag) and not weak and _is_md5_etag(etag)
     if sse == "aws:kms" or "x-amz-server-side-encryption-customer-algorithm" in h or "content-encoding" in h and h["content-encoding"] not in ("", "identity"):
         md5_like = False  # SSE-KMS/SSE-C ETags are not content MD5s
+    checksums, checksum_type = checksums_from_headers(h)
+    if "content-encoding" in h and h["content-encoding"] not in ("", "identity"):
+        checksums = {}
     return ObjectInfo(size=size, etag=etag, version_id=h.get("x-amz-version-id") or None,
-                      last_modified=h.get("last-modified"), md5_etag=md5_like, extra={"weak": "1"} if weak else {})
+                      last_modified=h.get("last-modified"), md5_etag=md5_like, extra={"weak": "1"} if weak else {},
+                      checksums=checksums, checksum_type=checksum_type)
+
+
+_CHECKSUM_HEADERS = {"x-amz-checksum-crc32": "crc32", "x-amz-checksum-crc32c": "crc32c",
+                     "x-amz-checksum-crc64nvme": "crc64nvme", "x-amz-checksum-sha256": "sha256",
+                     "x-amz-checksum-sha1": "sha1"}
+
+
+def checksums_from_headers(h: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """S3's additional checksums (sent when the request says ``x-amz-checksum-mode: ENABLED``)."""
+    out = {algo: h[name].strip() for name, algo in _CHECKSUM_HEADERS.items() if h.get(name, "").strip()}
+    kind = (h.get("x-amz-checksum-type") or "").strip().upper() or None
+    return out, kind
 
 
 def _is_md5_etag(etag: str) -> bool:

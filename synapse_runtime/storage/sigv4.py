@@ -35,8 +35,11 @@ def _key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def sign(method: str, url: str, *, access_key: str, secret_key: str, token: str | None, region: str,
-         now: datetime.datetime | None = None, service: str = "s3") -> dict[str, str]:
-    """Headers (Host, X-Amz-Date, X-Amz-Content-Sha256, Authorization, token) for a body-less request."""
+         now: datetime.datetime | None = None, service: str = "s3",
+         extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers (Host, X-Amz-Date, X-Amz-Content-Sha256, Authorization, token) for a body-less request.
+
+    ``extra``: more headers (lower-case names) to send and sign; S3 rejects unsigned ``x-amz-*``."""
     parts = urlsplit(url)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
@@ -45,6 +48,7 @@ def sign(method: str, url: str, *, access_key: str, secret_key: str, token: str 
     headers = {"host": host, "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": amz_date}
     if token:
         headers["x-amz-security-token"] = token
+    headers.update(extra or {})
     signed = ";".join(sorted(headers))
     canonical_headers = "".join(f"{k}:{headers[k].strip()}\n" for k in sorted(headers))
     pairs = [p.partition("=") for p in parts.query.split("&") if p]  # already URI-encoded by the caller
@@ -57,12 +61,16 @@ def sign(method: str, url: str, *, access_key: str, secret_key: str, token: str 
            "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"}
     if token:
         out["X-Amz-Security-Token"] = token
+    out.update(extra or {})
     return out
 
 
 def object_url(endpoint: str, bucket: str, key: str) -> str:
     """Path-style URL, as used with custom endpoints."""
     return f"{endpoint.rstrip('/')}/{quote(bucket, safe='')}/{quote(key, safe='/~')}"
+
+
+_CHECKSUM_MODE = {"x-amz-checksum-mode": "ENABLED"}
 
 
 class LightS3:
@@ -96,6 +104,11 @@ class LightS3:
     def headers(self, method: str, url: str) -> dict[str, str]:
         return sign(method, url, access_key=self.access, secret_key=self.secret, token=self.token, region=self.region)
 
+    def object_headers(self, method: str, url: str) -> dict[str, str]:
+        """For an object's HEAD/GET: also ask for its stored checksum (``x-amz-checksum-mode``)."""
+        return sign(method, url, access_key=self.access, secret_key=self.secret, token=self.token, region=self.region,
+                    extra=_CHECKSUM_MODE)
+
     def head(self, bucket: str, key: str, timeout: float, query: str = "") -> tuple[int, dict[str, str]]:
         """(status, lower-cased headers) of a signed HEAD."""
         url = self.url(bucket, key, query)
@@ -103,7 +116,8 @@ class LightS3:
         conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(parts.hostname, parts.port, timeout=timeout)
         try:
-            conn.request("HEAD", parts.path + (f"?{parts.query}" if parts.query else ""), headers=self.headers("HEAD", url))
+            conn.request("HEAD", parts.path + (f"?{parts.query}" if parts.query else ""),
+                         headers=self.object_headers("HEAD", url))
             resp = conn.getresponse()
             resp.read()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}
