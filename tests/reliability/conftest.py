@@ -6,7 +6,6 @@ directories); the servers themselves are the same helpers (tests/storage/netutil
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -14,17 +13,12 @@ from typing import Iterator
 import pytest
 
 from tests.secrets import register
-from tests.storage.netutil import Proxy, start_moto
+from tests.storage.netutil import Proxy, fake_aws_env, start_moto
 
 #: dummy credentials (moto accepts anything); the secret is registered so no stream may show it
 ACCESS_KEY = "AKIARELIABILITYTEST"
 SECRET_KEY = "dummy-reliability-secret-0000"
 register(SECRET_KEY)
-
-_CLEARED = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-            "AWS_REGION", "AWS_DEFAULT_REGION"]
-
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
@@ -37,19 +31,8 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, tmp_path: Path) -> str:
     """The runtime's S3 configuration from the environment (boto3's own variables), pointing at moto."""
-    for var in _CLEARED + [v for v in os.environ if v.startswith("SYNAPSE_")]:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("SYNAPSE_FETCH_BACKOFF", "0.01")
-    monkeypatch.setenv("SYNAPSE_FETCH_BACKOFF_MAX", "0.05")
-    monkeypatch.setenv("SYNAPSE_S3_CONNECT_TIMEOUT", "2")
-    monkeypatch.setenv("SYNAPSE_S3_READ_TIMEOUT", "1")
+    fake_aws_env(monkeypatch, moto_endpoint, tmp_path, access=ACCESS_KEY, secret=SECRET_KEY, read_timeout=1,
+                 backoff_max=0.05)
     return moto_endpoint
 
 

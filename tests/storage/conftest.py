@@ -9,12 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from .netutil import Proxy, start_moto
-
-_AWS_VARS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-             "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-             "AWS_REGION", "AWS_DEFAULT_REGION", "SYNAPSE_CACHE_DIR"]
-
+from .netutil import Proxy, fake_aws_env, start_moto
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
@@ -31,18 +26,8 @@ def aws_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mot
     Every S3 test runs twice: through the boto3-free signed path (the default when credentials and
     endpoint come from env) and through boto3 (SYNAPSE_S3_FAST_PATH=0, as with profiles or IRSA).
     """
-    for var in _AWS_VARS + [v for v in os.environ if v.startswith("SYNAPSE_")]:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-do-not-print")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("SYNAPSE_FETCH_BACKOFF", "0.01")
-    monkeypatch.setenv("SYNAPSE_S3_READ_TIMEOUT", "2")
-    monkeypatch.setenv("SYNAPSE_S3_CONNECT_TIMEOUT", "2")
+    fake_aws_env(monkeypatch, moto_server, tmp_path, access="AKIATESTTESTTEST", secret="fake-secret-do-not-print",
+                 read_timeout=2)
     if request.param == "boto3":
         monkeypatch.setenv("SYNAPSE_S3_FAST_PATH", "0")
     return moto_server

@@ -267,3 +267,29 @@ class Proxy:
                 upstream.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+
+
+#: boto3's own variables that could point the code under test elsewhere; cleared before each test
+AWS_VARS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+            "AWS_REGION", "AWS_DEFAULT_REGION", "SYNAPSE_CACHE_DIR"]
+
+
+def fake_aws_env(monkeypatch, endpoint: str, home: "os.PathLike[str]", *, access: str, secret: str,
+                 read_timeout: float, backoff_max: float | None = None) -> None:
+    """The runtime's S3 configuration as the runner would put it in os.environ: dummy keys, the test
+    server as the endpoint, no profile or credentials file of the machine, short timeouts."""
+    for var in AWS_VARS + [v for v in os.environ if v.startswith("SYNAPSE_")]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.path.join(home, "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.path.join(home, "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("SYNAPSE_FETCH_BACKOFF", "0.01")
+    if backoff_max is not None:
+        monkeypatch.setenv("SYNAPSE_FETCH_BACKOFF_MAX", str(backoff_max))
+    monkeypatch.setenv("SYNAPSE_S3_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("SYNAPSE_S3_READ_TIMEOUT", str(read_timeout))
