@@ -156,7 +156,7 @@ def run_container(
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+            subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=60)
             raise
     finally:
         if params_dir:

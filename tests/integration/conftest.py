@@ -86,9 +86,15 @@ def docker_client() -> Iterator[Any]:
         client.ping()
     except Exception as e:  # noqa: BLE001 - any failure to reach the engine
         _unavailable(f"{type(e).__name__}: {e}")
+    volumes_before = {v.name for v in client.volumes.list()}
     yield client
     _remove_labelled(client)
+    leaked = _leaked_anonymous_volumes(client, volumes_before)
     client.close()
+    if leaked:
+        pytest.fail(f"the suite left {len(leaked)} anonymous volume(s) behind (removed now): {sorted(leaked)[:5]}; "
+                    "remove containers with their volumes (container.remove(v=True), docker rm -v; the SDK's "
+                    "containers.run(remove=True) does not)", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +120,22 @@ def _remove_labelled(client: Any) -> None:
             volume.remove(force=True)
         except Exception:  # noqa: BLE001
             pass
+
+
+def _leaked_anonymous_volumes(client: Any, before: set[str]) -> list[str]:
+    """Unnamed volumes (64 hex digits) that appeared during the session and no container uses: removed here,
+    returned so the session fails (each image run creates two, for the image's VOLUMEs)."""
+    leaked = []
+    for volume in client.volumes.list(filters={"dangling": True}):
+        name = volume.name
+        if name in before or len(name) != 64 or any(c not in "0123456789abcdef" for c in name):
+            continue
+        try:
+            volume.remove(force=True)
+        except Exception:  # noqa: BLE001 - another process's volume that just got attached
+            continue
+        leaked.append(name)
+    return leaked
 
 
 def _make_images() -> dict[str, str]:

@@ -230,7 +230,7 @@ def pid_watcher(docker_client: Any, runtime_image: str) -> Iterator[PidWatcher]:
         assert b"ready" in container.logs(), container.logs()[-2000:]
         yield PidWatcher(container)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
 
 def _terminal(request: pytest.FixtureRequest) -> Callable[[str], None]:
@@ -323,11 +323,17 @@ print(json.dumps({'files': files, 'locks': locks}))
 
 def inspect_cache(docker_client: Any, runtime_image: str, volume: str, size: int) -> dict[str, Any]:
     """The cache volume as another container sees it: files (sha256 of anything object-sized), held locks."""
-    out = docker_client.containers.run(
-        runtime_image, entrypoint=[PYTHON, "-c", INSPECT, CACHE, str(size)], remove=True, read_only=True,
+    # Not remove=True: the SDK then removes the container without its anonymous volumes (/mnt/output here).
+    container = docker_client.containers.run(
+        runtime_image, entrypoint=[PYTHON, "-c", INSPECT, CACHE, str(size)], detach=True, read_only=True,
         network_mode="none", labels=dict(LABELS), volumes={volume: {"bind": CACHE, "mode": "ro"}},
-        stdout=True, stderr=True,
     )
+    try:
+        status = container.wait(timeout=120)
+        out = container.logs(stdout=True, stderr=False)
+        assert status["StatusCode"] == 0, container.logs()[-2000:]
+    finally:
+        container.remove(force=True, v=True)
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
@@ -568,7 +574,10 @@ def test_sigkill_mid_fetch_then_recovery(index: int, variant: str, run_image: An
     OUTCOMES.append(outcome)
     cache = docker_volume()
     env = {**s3_server.container_env(), "SYNAPSE_CHECKPOINT": big_checkpoint.uri,
-           "SYNAPSE_CHECKPOINT_SHA256": big_checkpoint.sha256, "SYNAPSE_PROGRESS_INTERVAL": "0.05"}
+           "SYNAPSE_CHECKPOINT_SHA256": big_checkpoint.sha256, "SYNAPSE_PROGRESS_INTERVAL": "0.05",
+           # 32 ranged GETs one after another (moto re-reads the object for each): a fetch of a few seconds,
+           # so the kill lands inside it however fast one stream would be
+           "SYNAPSE_S3_STRATEGY": "parallel", "SYNAPSE_S3_CONCURRENCY": "1", "SYNAPSE_S3_PART_SIZE": str(8 << 20)}
     common = dict(plugin="faults", action="noop", env=env, network=s3_server.network,
                   volumes={cache: {"bind": CACHE, "mode": "rw"}})
     starts = [run_image.start(**common) for _ in range(2 if variant == "concurrent" else 1)]
@@ -611,7 +620,7 @@ def test_sigkill_mid_fetch_then_recovery(index: int, variant: str, run_image: An
     assert not run.extra["bad_lines"]
     assert run.exit_code == 0, (run.events[-3:], run.stderr[-2000:])
     last = run.of_type("download")[-1]
-    assert last["bytes"] == last["total"] == big_checkpoint.size
+    assert last["bytes"] == last["total"] == big_checkpoint.size, (run.of_type("download")[-3:], run.stderr[-2000:])
     if outcome["landed"] == "fetch":
         assert last["cached"] is False  # it downloaded the object itself: the dead one's bytes were not used
     after = inspect_cache(docker_client, runtime_image, cache, big_checkpoint.size)
