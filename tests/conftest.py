@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -45,6 +45,17 @@ def check_stream(result: RunResult) -> RunResult:
     assert result.events[-1]["type"] == "end"
     assert result.events[-1]["exit_code"] == result.exit_code
     return result
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One real S3 server (moto over HTTP, a subprocess) for the session's storage and reliability tests."""
+    from tests.storage.netutil import start_moto
+
+    proc, endpoint = start_moto()
+    yield endpoint
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture

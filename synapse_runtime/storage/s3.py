@@ -147,12 +147,11 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
     weak = etag.startswith("W/")
     etag = etag.removeprefix("W/").strip('"') or None
     sse = h.get("x-amz-server-side-encryption", "")
+    encoded = h.get("content-encoding", "") not in ("", "identity")  # digests of other bytes than we store
     md5_like = bool(etag) and not weak and _is_md5_etag(etag)
-    if sse == "aws:kms" or "x-amz-server-side-encryption-customer-algorithm" in h or "content-encoding" in h and h["content-encoding"] not in ("", "identity"):
+    if sse == "aws:kms" or "x-amz-server-side-encryption-customer-algorithm" in h or encoded:
         md5_like = False  # SSE-KMS/SSE-C ETags are not content MD5s
-    checksums, checksum_type = checksums_from_headers(h)
-    if "content-encoding" in h and h["content-encoding"] not in ("", "identity"):
-        checksums = {}
+    checksums, checksum_type = checksums_from_headers(h) if not encoded else ({}, None)
     return ObjectInfo(size=size, etag=etag, version_id=h.get("x-amz-version-id") or None,
                       last_modified=h.get("last-modified"), md5_etag=md5_like, extra={"weak": "1"} if weak else {},
                       checksums=checksums, checksum_type=checksum_type)

@@ -101,13 +101,13 @@ class LightS3:
         base = object_url(self.endpoint, bucket, key) if key else f"{self.endpoint}/{quote(bucket, safe='')}"
         return f"{base}?{query}" if query else base
 
-    def headers(self, method: str, url: str) -> dict[str, str]:
-        return sign(method, url, access_key=self.access, secret_key=self.secret, token=self.token, region=self.region)
+    def headers(self, method: str, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return sign(method, url, access_key=self.access, secret_key=self.secret, token=self.token, region=self.region,
+                    extra=extra)
 
     def object_headers(self, method: str, url: str) -> dict[str, str]:
         """For an object's HEAD/GET: also ask for its stored checksum (``x-amz-checksum-mode``)."""
-        return sign(method, url, access_key=self.access, secret_key=self.secret, token=self.token, region=self.region,
-                    extra=_CHECKSUM_MODE)
+        return self.headers(method, url, _CHECKSUM_MODE)
 
     def head(self, bucket: str, key: str, timeout: float, query: str = "") -> tuple[int, dict[str, str]]:
         """(status, lower-cased headers) of a signed HEAD."""

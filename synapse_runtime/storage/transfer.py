@@ -14,8 +14,8 @@ One engine serves S3 and plain HTTP(S): a source only has to open a byte range. 
 Whatever the strategy, memory stays flat (one chunk per worker, one read-back buffer for hashing).
 The calling thread follows the contiguous prefix of the file with ``pread`` and feeds the hashes
 (the server's own checksum when it has one, else MD5 for the ETag; sha256 when asked), so
-verification overlaps the transfer instead of adding a second pass.  A reset or stalled connection is retried with backoff, resuming each range at the
-first byte not yet on disk.
+verification overlaps the transfer instead of adding a second pass.  A reset or stalled connection
+is retried with backoff, resuming each range at the first byte not yet on disk.
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ class Hasher:
         self.count = 0
 
     def _decide(self) -> None:
+        """Once, at the first bytes (or at ``check`` for an empty object)."""
+        if self.decided:
+            return
         self.decided = True
         if not self.verify:
             return
@@ -175,8 +178,7 @@ class Hasher:
         return self.sha is not None or (self.verify and not self.decided) or self.cur is not None
 
     def feed(self, data: bytes | memoryview) -> None:
-        if not self.decided:
-            self._decide()
+        self._decide()
         self.count += len(data)
         if self.sha is not None:
             self.sha.update(data)
@@ -202,22 +204,20 @@ class Hasher:
     @property
     def etag_verified(self) -> bool:
         """Whether ``check`` compares with a server-side digest known to be computed the same way."""
-        if not self.decided:
-            self._decide()
+        self._decide()
         return self.cur is not None and (not self.part_size or self.info.part_size_confirmed)
 
     def _actual(self) -> str:
+        """The digest as the server writes it: hex for ETags, base64 for S3 checksums; "-N" for N parts."""
+        encode = bytes.hex if self.method == "md5" else (lambda d: base64.b64encode(d).decode())
         if not self.part_size:
-            digest = self.cur.digest()
-            return digest.hex() if self.method == "md5" else base64.b64encode(digest).decode()
+            return encode(self.cur.digest())
         digests = list(self.part_digests)
         if self.part_fill or not digests:
             digests.append(self.cur.digest())
         outer = self.new()  # type: ignore[misc]  # the same algorithm over the part digests
         outer.update(b"".join(digests))
-        if self.method == "md5":
-            return f"{outer.digest().hex()}-{len(digests)}"
-        return f"{base64.b64encode(outer.digest()).decode()}-{len(digests)}"
+        return f"{encode(outer.digest())}-{len(digests)}"
 
     def check(self, expected_sha256: str | None) -> None:
         """Raise ChecksumFailure on any mismatch; the server's digest first (it says the transfer went wrong).
@@ -225,8 +225,7 @@ class Hasher:
         A multipart ETag mismatch under a guessed part size is not conclusive (``certain=False``);
         it is raised only after the sha256 check, so that it never hides a real sha256 mismatch.
         """
-        if not self.decided:
-            self._decide()
+        self._decide()
         uncertain: ChecksumFailure | None = None
         if self.cur is not None and self.expected is not None:
             actual = self._actual()

@@ -1,7 +1,7 @@
 """Fixtures for reliability trials: a moto S3 server, a fault proxy in front of it, dummy credentials.
 
-These do not come from tests/storage/conftest.py (pytest does not share fixtures across sibling
-directories); the servers themselves are the same helpers (tests/storage/netutil.py).
+The moto server is the session's one (``moto_server``, tests/conftest.py), shared with the storage
+tests; the proxy and the environment are the same helpers (tests/storage/netutil.py).
 """
 
 from __future__ import annotations
@@ -13,27 +13,19 @@ from typing import Iterator
 import pytest
 
 from tests.secrets import register
-from tests.storage.netutil import Proxy, fake_aws_env, start_moto
+from tests.storage.netutil import Proxy, fake_aws_env
 
 #: dummy credentials (moto accepts anything); the secret is registered so no stream may show it
 ACCESS_KEY = "AKIARELIABILITYTEST"
 SECRET_KEY = "dummy-reliability-secret-0000"
 register(SECRET_KEY)
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    proc, endpoint = start_moto()
-    yield endpoint
-    proc.terminate()
-    proc.wait(10)
-
-
 @pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, tmp_path: Path) -> str:
+def s3_env(monkeypatch: pytest.MonkeyPatch, moto_server: str, tmp_path: Path) -> str:
     """The runtime's S3 configuration from the environment (boto3's own variables), pointing at moto."""
-    fake_aws_env(monkeypatch, moto_endpoint, tmp_path, access=ACCESS_KEY, secret=SECRET_KEY, read_timeout=1,
+    fake_aws_env(monkeypatch, moto_server, tmp_path, access=ACCESS_KEY, secret=SECRET_KEY, read_timeout=1,
                  backoff_max=0.05)
-    return moto_endpoint
+    return moto_server
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures: one moto S3 server (a real HTTP server, in a subprocess) for the session, fake credentials."""
+"""Fixtures: fake credentials and the session's moto S3 server (tests/conftest.py), a fault proxy, buckets."""
 
 from __future__ import annotations
 
@@ -9,15 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from .netutil import Proxy, fake_aws_env, start_moto
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    proc, endpoint = start_moto()
-    yield endpoint
-    proc.terminate()
-    proc.wait(10)
-
+from .netutil import Proxy, fake_aws_env
 
 @pytest.fixture(params=["light", "boto3"])
 def aws_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, moto_server: str, tmp_path: Path) -> str:
