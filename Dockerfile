@@ -80,15 +80,18 @@ ENV VIRTUAL_ENV=/opt/synapse/venv \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     HOME=/tmp
 
-# The non-root user (numeric, so Kubernetes' runAsNonRoot can check it) and the two writable places it owns.
+# The default non-root user (numeric, so Kubernetes' runAsNonRoot can check it) and the two writable places.
+# The image runs under ANY uid as well: `docker run --user "$(id -u):$(id -g)"` (files in a bind-mounted
+# output stay the caller's) and OpenShift's arbitrary uids (gid 0). So the writable places are group 0 and
+# writable by all: nothing in the image looks the user up, and HOME is /tmp.
 # /mnt/synapse (params, env files) and /plugin are mount points for read-only inputs.
 RUN set -eu; \
     groupadd --system --gid 10001 synapse; \
     useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
             --shell /usr/sbin/nologin synapse; \
     mkdir -p /mnt/output /var/cache/synapse /mnt/synapse /opt/synapse/plugins; \
-    chown 10001:10001 /mnt/output /var/cache/synapse; \
-    chmod 0775 /mnt/output /var/cache/synapse
+    chown 10001:0 /mnt/output /var/cache/synapse; \
+    chmod 0777 /mnt/output /var/cache/synapse
 
 COPY --from=deps /opt/synapse/venv /opt/synapse/venv
 
