@@ -19,17 +19,20 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ArchiveError
+from .names import safe_name
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 
 
 def archive_stem(name: str) -> str:
-    """``model.tar.gz`` -> ``model``: the directory name of the extracted tree."""
+    """``model.tar.gz`` -> ``model``: the directory name of the extracted tree (always a safe name:
+    ``...zip`` would give ``..``, so the stem goes through :func:`safe_name` again)."""
+    name = safe_name(name)
     lower = name.lower()
     for suffix in _SUFFIXES:
         if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name + ".d"
+            return safe_name(name[: -len(suffix)], fallback="archive")
+    return safe_name(name + ".d")
 
 
 def kind_of(path: Path) -> str | None:
