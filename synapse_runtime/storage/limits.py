@@ -72,7 +72,7 @@ class Limits:
         self._check(self.bytes + n, declared=True)
 
     def _check(self, total: int, declared: bool) -> None:
-        how = "declares" if declared else "expands to"
+        how = f"declares {human(total)}" if declared else f"expands to over {human(total - 1)}"
         if self.max_bytes and total > self.max_bytes:
             raise ArchiveError(f"{self.label}: expands to more than {self.max_bytes} bytes (archive bomb?)",
                                hint="raise SYNAPSE_EXTRACT_MAX_BYTES if this archive is trusted",
@@ -80,15 +80,15 @@ class Limits:
                                         "limit": self.max_bytes})
         if self.ratio_bytes and total > self.ratio_bytes:
             raise ArchiveError(
-                f"{self.label}: {how} more than {self.max_ratio:g} times its own size "
-                f"({human(self.archive_size)} archive, over {human(self.ratio_bytes)} expanded); "
-                "absurd for model weights (archive bomb?)",
+                f"{self.label}: {how}, more than {self.max_ratio:g} times the archive's "
+                f"{human(self.archive_size)} (limit {human(self.ratio_bytes)}): absurd for model weights "
+                "(archive bomb?)",
                 hint="raise SYNAPSE_EXTRACT_MAX_RATIO (0 turns the ratio check off) if this archive is trusted",
                 details={"cause": "expansion ratio", "knob": "SYNAPSE_EXTRACT_MAX_RATIO",
                          "archive_bytes": self.archive_size, "limit": self.ratio_bytes})
         if self.free is not None and total > self.free:
             raise ArchiveError(
-                f"{self.label}: {how} at least {human(total)}, more than the cache filesystem has free "
+                f"{self.label}: {how}, more than the cache filesystem has free "
                 f"({human(self.free)} after a {human(FREE_SPACE_HEADROOM)} headroom)",
                 hint="give SYNAPSE_CACHE_DIR a larger volume, or free space there (a lower "
                      "SYNAPSE_CACHE_MAX_BYTES makes eviction keep more room)",
