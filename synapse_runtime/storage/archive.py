@@ -2,8 +2,9 @@
 
 Archives come from outside; extraction must not be a way to write elsewhere or fill the disk:
 no absolute names, no ``..``, nothing written through a symlink, links (tar) only to targets
-inside the tree, no devices or fifos, and limits on total bytes (counted as written, not as
-declared) and file count.  The caller extracts into a temp directory and renames it into place,
+inside the tree, no devices or fifos, and budgets (limits.py) on total bytes, file count, expansion
+ratio and the filesystem's free space, checked against what the archive declares before writing
+and against what was written.  The caller extracts into a temp directory and renames it into place,
 so a failed or interrupted extraction never looks complete.
 """
 
@@ -19,17 +20,21 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ArchiveError
+from .limits import Limits, free_bytes
+from .names import safe_name
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 
 
 def archive_stem(name: str) -> str:
-    """``model.tar.gz`` -> ``model``: the directory name of the extracted tree."""
+    """``model.tar.gz`` -> ``model``: the directory name of the extracted tree (always a safe name:
+    ``...zip`` would give ``..``, so the stem goes through :func:`safe_name` again)."""
+    name = safe_name(name)
     lower = name.lower()
     for suffix in _SUFFIXES:
         if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name + ".d"
+            return safe_name(name[: -len(suffix)], fallback="archive")
+    return safe_name(name + ".d")
 
 
 def kind_of(path: Path) -> str | None:
@@ -42,29 +47,6 @@ def kind_of(path: Path) -> str | None:
     except (OSError, tarfile.TarError):
         pass
     return None
-
-
-class _Limits:
-    def __init__(self, max_bytes: int, max_files: int, label: str) -> None:
-        self.max_bytes = max_bytes
-        self.max_files = max_files
-        self.bytes = 0
-        self.files = 0
-        self.label = label
-
-    def count_file(self) -> None:
-        self.files += 1
-        if self.max_files and self.files > self.max_files:
-            raise ArchiveError(f"{self.label}: more than {self.max_files} entries (archive bomb?)",
-                               hint="raise SYNAPSE_EXTRACT_MAX_FILES if this archive is trusted",
-                               details={"cause": "too many files"})
-
-    def add_bytes(self, n: int) -> None:
-        self.bytes += n
-        if self.max_bytes and self.bytes > self.max_bytes:
-            raise ArchiveError(f"{self.label}: expands to more than {self.max_bytes} bytes (archive bomb?)",
-                               hint="raise SYNAPSE_EXTRACT_MAX_BYTES if this archive is trusted",
-                               details={"cause": "too big"})
 
 
 def _safe_name(name: str, label: str) -> str:
@@ -99,7 +81,7 @@ def _prepare_parent(root: Path, rel: str, label: str) -> Path:
     return target
 
 
-def _copy(src: IO[bytes], target: Path, mode: int, limits: _Limits) -> None:
+def _copy(src: IO[bytes], target: Path, mode: int, limits: Limits) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "wb") as out:
         while True:
@@ -116,14 +98,20 @@ def _inside(root: Path, path: str) -> bool:
     return real == real_root or real.startswith(real_root + os.sep)
 
 
-def extract(archive: Path, target: Path, *, max_bytes: int, max_files: int, label: str) -> int:
-    """Extract ``archive`` into the new directory ``target``; returns the bytes written."""
+def extract(archive: Path, target: Path, *, max_bytes: int, max_files: int, label: str,
+            max_ratio: float = 0.0) -> int:
+    """Extract ``archive`` into the new directory ``target``; returns the bytes written.
+
+    Budgets (see limits.py): ``max_bytes`` and ``max_files`` in all, at most ``max_ratio`` times the
+    archive's size (0: no ratio check), and never more than the target filesystem has free.
+    """
     kind = kind_of(archive)
     if kind is None:
         raise ArchiveError(f"{label}: not a zip or tar archive", hint="fetch without extract, or check the file",
                            details={"cause": "not an archive"})
     target.mkdir(parents=True)
-    limits = _Limits(max_bytes, max_files, label)
+    limits = Limits(label, max_bytes=max_bytes, max_files=max_files, archive_size=archive.stat().st_size,
+                    max_ratio=max_ratio, free=free_bytes(target))
     try:
         if kind == "zip":
             _extract_zip(archive, target, limits, label)
@@ -144,15 +132,12 @@ def extract(archive: Path, target: Path, *, max_bytes: int, max_files: int, labe
     return limits.bytes
 
 
-def _extract_zip(archive: Path, root: Path, limits: _Limits, label: str) -> None:
+def _extract_zip(archive: Path, root: Path, limits: Limits, label: str) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
-        if limits.max_files and len(infos) > limits.max_files:
-            limits.files = len(infos) - 1
-            limits.count_file()
-        declared = sum(i.file_size for i in infos)
-        if limits.max_bytes and declared > limits.max_bytes:
-            limits.add_bytes(declared)
+        limits.count_file(len(infos))  # the central directory tells it all before anything is written
+        limits.files = 0
+        limits.expect(sum(i.file_size for i in infos))
         for info in infos:
             limits.count_file()
             rel = _safe_name(info.filename, label)
@@ -170,7 +155,7 @@ def _extract_zip(archive: Path, root: Path, limits: _Limits, label: str) -> None
                 _copy(src, target, 0o755 if mode & 0o111 else 0o644, limits)
 
 
-def _extract_tar(archive: Path, root: Path, limits: _Limits, label: str) -> None:
+def _extract_tar(archive: Path, root: Path, limits: Limits, label: str) -> None:
     with tarfile.open(archive, mode="r:*") as tf:
         for member in tf:
             limits.count_file()
@@ -181,8 +166,7 @@ def _extract_tar(archive: Path, root: Path, limits: _Limits, label: str) -> None
                 _prepare_parent(root, rel + "/x", label)
                 continue
             if member.isreg():
-                if limits.max_bytes and limits.bytes + member.size > limits.max_bytes:
-                    limits.add_bytes(member.size)
+                limits.expect(member.size)  # the header's size, before any of it is written
                 target = _prepare_parent(root, rel, label)
                 src = tf.extractfile(member)
                 assert src is not None

@@ -4,13 +4,15 @@ Layout under the cache root (docs/storage.md)::
 
     objects/<key>/meta.json      one complete entry, renamed into place whole
     objects/<key>/<name>         the file, or the directory (prefix, extracted archive)
-    tmp/<key>.<what>.<pid>.<rand> work in progress; only ever written under locks/<key>.lock
-    locks/<key>.lock             exclusive while an entry is produced (download once)
+    tmp/<key>.<what>.<host>-<pid>.<rand> work in progress; only ever written under locks/<key>.lock
+    locks/<key>.lock             exclusive while an entry is produced (download once); heartbeated
     locks/<key>.pin              shared by every process using the entry; blocks its eviction
 
 An entry exists only once ``rename(tmp/..., objects/<key>)`` happened, after its bytes and
 meta.json were fsynced, so a crash at any moment leaves either a complete entry or garbage in
-``tmp/`` that the next writer removes (its owner's lock is gone with the owner).
+``tmp/`` that a later writer removes: at once when its owner provably died (same host, pid gone),
+otherwise only once it is unlocked *and* untouched for ``SYNAPSE_CACHE_STALE_SECONDS``, because on
+a shared volume another node's live download may hold a lock this node cannot see.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,44 @@ from .config import Settings, cache_dir_candidates
 from .lock import FileLock
 
 _PINS: dict[str, FileLock] = {}  # pin file path -> shared lock held for the life of the process
+#: the default bound is half the cache filesystem, but never more than this: network filesystems
+#: report absurd sizes (EFS: 8 EiB), and an unbounded shared cache grows until the bill arrives
+DEFAULT_MAX_BYTES_CEILING = 256 * 1024**3
+
+
+def owner_token() -> str:
+    """``<host>-<pid>`` for temp names: tells this process's temps (and provably dead ones) apart.
+
+    In Kubernetes the host name is the pod name, so two pods on one node never share a token.
+    """
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: exists, owned by someone else
+        return True
+    return True
+
+
+def newest_mtime(path: Path) -> float:
+    """The latest mtime of ``path`` or anything below it (a writer's progress shows up here)."""
+    try:
+        newest = os.lstat(path).st_mtime
+    except OSError:
+        return 0.0
+    if os.path.isdir(path) and not os.path.islink(path):
+        for dirpath, dirs, files in os.walk(path):
+            for n in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(dirpath, n)).st_mtime)
+                except OSError:
+                    pass
+    return newest
 
 
 def entry_key(**parts: Any) -> str:
@@ -133,10 +175,11 @@ class Cache:
             _PINS[str(path)] = lock
 
     def lock(self, key: str) -> FileLock:
-        return FileLock(self.locks / f"{key}.lock")
+        """The key's producer lock: waiting for it is bounded by SYNAPSE_CACHE_LOCK_TIMEOUT (lock.py)."""
+        return FileLock(self.locks / f"{key}.lock", stall_timeout=self.st.cache_lock_timeout, heartbeat=True)
 
     def tmp_path(self, key: str, what: str) -> Path:
-        return self.tmp / f"{key}.{what}.{os.getpid()}.{secrets.token_hex(4)}"
+        return self.tmp / f"{key}.{what}.{owner_token()}.{secrets.token_hex(4)}"
 
     def commit(self, key: str, work: Path, meta: dict[str, Any]) -> dict[str, Any]:
         """Publish ``work`` (a tmp dir holding ``meta['name']``) as the entry ``key``; caller holds the lock."""
@@ -173,8 +216,23 @@ class Cache:
             shutil.rmtree(grave, ignore_errors=True)
 
     # ---- housekeeping --------------------------------------------------------------------
+    def _provably_dead(self, name: str) -> bool:
+        """The temp's owner was a process of this host (pod) that no longer exists."""
+        parts = name.split(".")
+        if len(parts) != 4:
+            return False  # an older layout, or not ours: judged by age only
+        host, _, pid = parts[2].rpartition("-")
+        me_host = owner_token().rpartition("-")[0]
+        return host == me_host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
     def clean_stale(self) -> int:
-        """Remove temp items whose owner is gone (its key lock is free); returns how many."""
+        """Remove temp items whose owner is gone; returns how many.
+
+        Gone means: its key lock is free, and either its owner was a process of this host that has
+        exited, or nothing below it changed for ``stale_seconds`` (SYNAPSE_CACHE_STALE_SECONDS).  A
+        free lock alone is not proof on a shared volume: node-local locks (NFS ``local_lock``,
+        gcsfuse) do not show another node's download, whose files keep changing.
+        """
         removed = 0
         try:
             names = os.listdir(self.tmp)
@@ -184,11 +242,13 @@ class Cache:
             if name.startswith(".probe."):
                 continue
             key = name.split(".", 1)[0]
-            lock = self.lock(key)
+            lock = FileLock(self.locks / f"{key}.lock")
             if not lock.acquire(blocking=False):
                 continue  # someone is working on it
             try:
                 path = self.tmp / name
+                if not self._provably_dead(name) and time.time() - newest_mtime(path) < self.st.stale_seconds:
+                    continue  # maybe another node's live work
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
@@ -199,13 +259,14 @@ class Cache:
         return removed
 
     def max_bytes(self) -> int:
+        """SYNAPSE_CACHE_MAX_BYTES, else min(half the cache filesystem, DEFAULT_MAX_BYTES_CEILING)."""
         if self.st.cache_max_bytes is not None:
             return self.st.cache_max_bytes
         try:
             vfs = os.statvfs(self.root)
-            return vfs.f_blocks * vfs.f_frsize // 2  # default: half the cache filesystem
         except OSError:
             return 0
+        return min(vfs.f_blocks * vfs.f_frsize // 2, DEFAULT_MAX_BYTES_CEILING)
 
     def evict(self) -> list[str]:
         """Remove least recently used, unpinned entries until the cache fits its bound."""

@@ -60,8 +60,10 @@ class Settings:
     chunk: int  # bytes per socket read and pwrite
     max_extract_bytes: int
     max_extract_files: int
+    max_extract_ratio: float  # an archive may expand to this many times its size (above 1 GiB); 0: no check
     cache_max_bytes: int | None  # None: computed from the cache filesystem (see cache.py)
     stale_seconds: float  # temp items older than this and unlocked are removed
+    cache_lock_timeout: float  # give up on a cache lock whose holder shows no sign of life this long; 0: never
     verify_etag: bool
     writeback: int  # fdatasync in the background every this many bytes, so the final fsync is short
 
@@ -85,8 +87,10 @@ class Settings:
             chunk=_int("SYNAPSE_S3_CHUNK_SIZE", 1 * MiB, 4096),
             max_extract_bytes=_int("SYNAPSE_EXTRACT_MAX_BYTES", 200 * GiB, 0),
             max_extract_files=_int("SYNAPSE_EXTRACT_MAX_FILES", 1_000_000, 0),
+            max_extract_ratio=_float("SYNAPSE_EXTRACT_MAX_RATIO", 100.0),
             cache_max_bytes=_int("SYNAPSE_CACHE_MAX_BYTES", 0, 0) if raw_max else None,
             stale_seconds=_float("SYNAPSE_CACHE_STALE_SECONDS", 3600.0),
+            cache_lock_timeout=_float("SYNAPSE_CACHE_LOCK_TIMEOUT", 300.0),
             writeback=_int("SYNAPSE_WRITEBACK_BYTES", 32 * MiB, 1 * MiB),
             verify_etag=os.environ.get("SYNAPSE_VERIFY_ETAG", "1").strip().lower() not in ("0", "false", "no", "off"),
         )

@@ -406,7 +406,7 @@ def _ensure_extracted(cache: Cache, st: Settings, base_key: str, archive_path: P
         stem = arc.archive_stem(name)
         try:
             written = arc.extract(archive_path, work / stem, max_bytes=st.max_extract_bytes,
-                                  max_files=st.max_extract_files, label=redact(uri))
+                                  max_files=st.max_extract_files, label=redact(uri), max_ratio=st.max_extract_ratio)
             from .cache import fsync_tree
 
             fsync_tree(work / stem)

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import InvalidURIError
+from .names import safe_name
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,16 @@ class ParsedURI:
 
     @property
     def basename(self) -> str:
-        """The name a fetched file or directory gets in the cache (loaders often dispatch on it)."""
+        """The name a fetched file or directory gets in the cache (loaders often dispatch on it).
+
+        Decoding comes first and :func:`safe_name` last, so ``..%2F..%2Fx`` is one harmless name
+        (``.._.._x``), never a path: whatever the URL, the name cannot leave ``objects/<key>/``.
+        """
         if self.scheme == "s3":
             name = self.key.rstrip("/").rsplit("/", 1)[-1] or self.bucket
         else:
             name = unquote(urlsplit(self.raw).path.rstrip("/").rsplit("/", 1)[-1])
-        name = name.replace("\x00", "")
-        return name if name not in ("", ".", "..") else "object"
+        return safe_name(name)
 
 
 def parse(uri: str) -> ParsedURI:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import tarfile
 import zipfile
 from pathlib import Path
@@ -131,3 +132,56 @@ def test_not_an_archive(s3, bucket: str, cache_dir: Path) -> None:
     with pytest.raises(ArchiveError) as ei:
         fetch(f"s3://{bucket}/plain.bin", cache_dir=cache_dir, extract=True)
     assert "not a zip or tar" in str(ei.value)
+
+
+def _written_bytes() -> int:
+    """Bytes this process has passed to write() so far (Linux /proc/self/io)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/self/io")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_bomb_refused_before_writing(tmp_path: Path, cache_dir: Path, kind: str) -> None:
+    """Issue 12 item 9: ~3 MB that expand to 3 GiB of zeros are refused at once, nothing written."""
+    from .bombs import tgz_of_zeros, zip_of_zeros
+
+    bomb = tmp_path / f"weights.{'zip' if kind == 'zip' else 'tar.gz'}"
+    bomb.write_bytes(zip_of_zeros("w.bin", 3072) if kind == "zip" else tgz_of_zeros("w.bin", 3072))
+    assert bomb.stat().st_size < 4 * 1024 * 1024
+    before, t0 = _written_bytes(), time.monotonic()
+    with pytest.raises(ArchiveError) as ei:
+        fetch(str(bomb), cache_dir=cache_dir, extract=True)
+    elapsed, written = time.monotonic() - t0, _written_bytes() - before
+    err = ei.value
+    assert err.exit_code == 4 and "SYNAPSE_EXTRACT_MAX_RATIO" in str(err) and "declares 3.0 GiB, more than 100 times the archive's" in str(err)
+    assert err.details["knob"] == "SYNAPSE_EXTRACT_MAX_RATIO" and err.details["cause"] == "expansion ratio"
+    assert written < 1024 * 1024, written  # refused from the declared sizes: only metadata was written
+    assert elapsed < 10, elapsed
+    assert cache_state(cache_dir) == ([], [])
+
+
+def test_ratio_check_off_still_refuses_what_cannot_fit(tmp_path: Path, cache_dir: Path, monkeypatch) -> None:
+    """SYNAPSE_EXTRACT_MAX_RATIO=0 turns the ratio check off; free space still bounds the extraction."""
+    from synapse_runtime.storage import archive
+
+    from .bombs import zip_of_zeros
+
+    monkeypatch.setenv("SYNAPSE_EXTRACT_MAX_RATIO", "0")
+    free = 512 * 1024 * 1024  # as if the cache volume had 512 MiB left
+    monkeypatch.setattr(archive, "free_bytes", lambda path: free)
+    bomb = tmp_path / "weights.zip"
+    bomb.write_bytes(zip_of_zeros("w.bin", 1024))
+    before = _written_bytes()
+    with pytest.raises(ArchiveError) as ei:
+        fetch(str(bomb), cache_dir=cache_dir, extract=True)
+    assert _written_bytes() - before < 1024 * 1024
+    assert ei.value.details["cause"] == "no space" and "SYNAPSE_CACHE_DIR" in str(ei.value)
+    assert "more than the cache filesystem has free" in str(ei.value) and ei.value.exit_code == 4
+    assert cache_state(cache_dir) == ([], [])
+    # where it fits, an archive is extracted (a 64 MiB one keeps the test light)
+    small = tmp_path / "small.zip"
+    small.write_bytes(zip_of_zeros("w.bin", 64))
+    r = fetch(str(small), cache_dir=cache_dir, extract=True)
+    assert (r.path / "w.bin").stat().st_size == 64 * 1024 * 1024

@@ -63,24 +63,64 @@ def test_lru_eviction(s3, bucket: str, cache_dir: Path, monkeypatch) -> None:
     assert r.path.exists() and _names(cache_dir) == {"a", "c"}
 
 
+def _fetch_in_subprocess(uri: str, cache_dir: Path) -> None:
+    """A fetch by another process, which exits: it holds no pin afterwards."""
+    subprocess.run([sys.executable, "-c", "import sys; from synapse_runtime.storage import fetch; "
+                    "fetch(sys.argv[1], cache_dir=sys.argv[2])", uri, str(cache_dir)], check=True, env=os.environ.copy())
+
+
 def test_pinned_entry_survives_eviction(s3, bucket: str, cache_dir: Path, monkeypatch) -> None:
+    """Over the bound, eviction removes what nobody uses (z) and keeps what this process holds (x, y)."""
     monkeypatch.setenv("SYNAPSE_CACHE_MAX_BYTES", "1")
-    s3.put_object(Bucket=bucket, Key="x", Body=b"x" * 1000)
-    s3.put_object(Bucket=bucket, Key="y", Body=b"y" * 1000)
+    for k in "xyz":
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode() * 1000)
     rx = fetch(f"s3://{bucket}/x", cache_dir=cache_dir)  # this process pins x
+    _fetch_in_subprocess(f"s3://{bucket}/z", cache_dir)  # z: cached by a process that has exited
+    assert _names(cache_dir) == {"x", "z"}  # the subprocess could not evict x: this process pins it
     ry = fetch(f"s3://{bucket}/y", cache_dir=cache_dir)
-    assert rx.path.read_bytes() == b"x" * 1000 and ry.path.exists()
+    assert rx.path.read_bytes() == b"x" * 1000 and ry.path.read_bytes() == b"y" * 1000
+    assert _names(cache_dir) == {"x", "y"}  # z was evicted: an evict() that does nothing fails here
+    assert cache_state(cache_dir)[1] == []  # and its grave in tmp/ is gone too
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
 
 
 def test_stale_temp_cleaned(s3, bucket: str, cache_dir: Path) -> None:
+    """A temp left by a crashed process of this host is removed by the next download at once."""
+    from synapse_runtime.storage.cache import owner_token
+
     s3.put_object(Bucket=bucket, Key="s", Body=b"s")
     fetch(f"s3://{bucket}/s", cache_dir=cache_dir)
-    dead = cache_dir / "tmp" / ("f" * 40 + ".dl.99999.abcd")  # left by a crashed process
+    host = owner_token().rpartition("-")[0]
+    dead = cache_dir / "tmp" / f"{'f' * 40}.dl.{host}-{_dead_pid()}.abcd"  # left by a crashed process
     dead.mkdir()
     (dead / "half.bin").write_bytes(b"partial")
     s3.put_object(Bucket=bucket, Key="t", Body=b"t")
     fetch(f"s3://{bucket}/t", cache_dir=cache_dir)  # any download sweeps dead temps
     assert cache_state(cache_dir)[1] == []
+
+
+def test_foreign_temp_kept_until_stale(cache_dir: Path, monkeypatch) -> None:
+    """Issue 14 item 4: an unlocked temp of another node (its lock may be node-local) is kept while it
+    changes, and removed only once nothing below it changed for SYNAPSE_CACHE_STALE_SECONDS."""
+    monkeypatch.setenv("SYNAPSE_CACHE_STALE_SECONDS", "600")
+    cache = Cache.open(cache_dir, Settings.from_env())
+    item = cache.tmp / f"{'a' * 40}.dl.other-node-7.abcd"
+    item.mkdir()
+    (item / "model.bin").write_bytes(b"being written by another node")
+    old_format = cache.tmp / f"{'b' * 40}.dl.12345.abcd"  # the layout before owner tokens: judged by age
+    old_format.write_bytes(b"x")
+    assert cache.clean_stale() == 0 and item.exists() and old_format.exists()
+    past = time.time() - 3600
+    os.utime(item, (past, past))
+    assert cache.clean_stale() == 0 and item.exists()  # the file inside is fresh: its writer is alive
+    os.utime(item / "model.bin", (past, past))
+    os.utime(old_format, (past, past))
+    assert cache.clean_stale() == 2 and not item.exists() and not old_format.exists()
 
 
 def test_stale_temp_of_live_owner_kept(cache_dir: Path) -> None:
@@ -93,7 +133,29 @@ def test_stale_temp_of_live_owner_kept(cache_dir: Path) -> None:
                 "print(Cache.open(sys.argv[1], Settings.from_env()).clean_stale())")
         out = subprocess.run([sys.executable, "-c", code, str(cache_dir)], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "0" and item.exists()
+    # this process is alive, so even unlocked its fresh temp is kept; once old it goes
+    assert cache.clean_stale() == 0 and item.exists()
+    past = time.time() - 7200
+    os.utime(item, (past, past))
     assert cache.clean_stale() == 1 and not item.exists()
+
+
+def test_default_bound_is_capped(cache_dir: Path, monkeypatch) -> None:
+    """Issue 14 item 4: EFS reports 8 EiB; the default bound is min(half the filesystem, 256 GiB)."""
+    from synapse_runtime.storage import cache as cache_mod
+
+    monkeypatch.delenv("SYNAPSE_CACHE_MAX_BYTES", raising=False)
+    cache = Cache.open(cache_dir, Settings.from_env())
+    real = os.statvfs(cache_dir)
+    assert cache.max_bytes() == min(real.f_blocks * real.f_frsize // 2, cache_mod.DEFAULT_MAX_BYTES_CEILING)
+
+    class Efs:  # what statvfs says on Amazon EFS
+        f_blocks, f_frsize, f_bavail = 2**63 // 4096, 4096, 2**63 // 4096
+
+    monkeypatch.setattr(cache_mod.os, "statvfs", lambda path: Efs)
+    assert cache.max_bytes() == 256 * 1024**3
+    monkeypatch.setenv("SYNAPSE_CACHE_MAX_BYTES", "1T")
+    assert Cache.open(cache_dir, Settings.from_env()).max_bytes() == 1024**4
 
 
 def test_crash_mid_download_leaves_nothing_complete(s3, bucket: str, cache_dir: Path, proxy, monkeypatch) -> None:

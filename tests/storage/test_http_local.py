@@ -102,3 +102,71 @@ def test_unsupported_scheme() -> None:
     with pytest.raises(StorageError) as ei:
         fetch("gs://bucket/key")
     assert "gs://" in str(ei.value)
+
+
+class _Any200(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with the same bytes for any path: a server that does not care what was asked."""
+
+    body = b"not-a-model"
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("ETag", '"v1"')
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def any200():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Any200)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("segment,expect", [
+    ("..%2F..%2F..%2F..%2Fescaped.bin", ".._.._.._.._escaped.bin"),
+    ("..%5C..%5Cescaped.bin", ".._.._escaped.bin"),
+    ("%2E%2E", "object"),
+    ("meta.json", "_meta.json"),  # would be overwritten by the entry's own meta.json
+    ("w%00.bin", "w_.bin"),
+])
+def test_url_cannot_name_a_file_outside_the_cache(any200: str, tmp_path: Path, segment: str, expect: str) -> None:
+    """Issue 12 item 1: a percent-encoded separator in the last segment must not leave the cache."""
+    cache = tmp_path / "c" / "a" / "b"
+    r = fetch(f"{any200}/m/{segment}", cache_dir=cache)
+    assert r.path.name == expect and r.path.read_bytes() == _Any200.body
+    assert r.path.resolve().parent.parent == (cache / "objects").resolve()  # objects/<key>/<name>
+    outside = sorted(p for p in tmp_path.rglob("*") if cache not in p.parents and p != cache and p not in cache.parents)
+    assert outside == []
+
+
+def test_archive_url_cannot_name_a_directory_outside_the_cache(tmp_path: Path) -> None:
+    """The extracted tree's name comes from the URL too (``..%2F..%2Fx.zip`` -> ``x`` one level up)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("w.txt", b"w")
+
+    class Zip(_Any200):
+        body = buf.getvalue()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Zip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cache = tmp_path / "c"
+    try:
+        for seg in ("..%2F..%2F..%2Fx.zip", "...zip", "....tar.gz"):
+            r = fetch(f"http://127.0.0.1:{server.server_port}/{seg}", cache_dir=cache, extract=True)
+            assert (r.path / "w.txt").read_bytes() == b"w"
+            assert r.path.resolve().parent.parent == (cache / "objects").resolve(), r.path
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
