@@ -102,7 +102,7 @@ class EventWriter:
         else:
             line = f'{{"v":1,"ts":"{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json},{body[1:]}\n'
         if self.redact.active:
-            line = self.redact(line)
+            line = self.redact.json(line)  # inside string tokens only: the line stays valid JSON
         if self.listeners or self.renderer is not None:
             import json
 
