@@ -135,7 +135,10 @@ def read_dotenv(path: str | Path) -> dict[str, str]:
     except OSError as e:
         raise ValidationError(f"env file {p} cannot be read: {e.strerror}") from None
     data: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" (or "\r\n") only: str.splitlines() also splits at form feeds, U+0085, U+2028
+    # and friends, which cut a quoted value in two (found by tests/unit/test_properties.py).
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        raw = raw.removesuffix("\r")
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -95,6 +95,7 @@ def test_deferred_cancellation_is_never_run_by_another_thread(tmp_path: Path) ->
     (r'"\\\\server\\share"', r"\\server\share"),
     (r'"keep \q as is"', r"keep \q as is"),
     (r"'C:\new'", r"C:\new"),  # single quotes: no escapes at all
+    ('"form\x0cfeed # and \u2028 line separator"', "form\x0cfeed # and \u2028 line separator"),  # lines end at \n only
 ])
 def test_dotenv_escapes(tmp_path: Path, written: str, value: str) -> None:
     path = tmp_path / "job.env"
