@@ -15,8 +15,6 @@ from typing import Any
 
 from .errors import ValidationError
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
 
 class PluginEnvironment:
@@ -81,11 +79,11 @@ class PluginEnvironment:
             return default
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
+        from .knobs import parse_bool
+
+        parsed = parse_bool(str(value)) if str(value).strip() else False
+        if parsed is not None:
+            return parsed
         raise ValueError(f"env {key}={value!r} is not a boolean (use true/false, 1/0, yes/no)")
 
     def get_list(self, key: str, default: list[str] | None = None, sep: str = ",") -> list[str] | None:
@@ -137,7 +135,10 @@ def read_dotenv(path: str | Path) -> dict[str, str]:
     except OSError as e:
         raise ValidationError(f"env file {p} cannot be read: {e.strerror}") from None
     data: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" (or "\r\n") only: str.splitlines() also splits at form feeds, U+0085, U+2028
+    # and friends, which cut a quoted value in two (found by tests/unit/test_properties.py).
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        raw = raw.removesuffix("\r")
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -155,11 +156,22 @@ def read_dotenv(path: str | Path) -> dict[str, str]:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             quote, value = value[0], value[1:-1]
             if quote == '"':
-                value = value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+                value = _unescape(value)
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         data[key] = value
     return data
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _unescape(value: str) -> str:
+    r"""Backslash escapes (``\n \t \r \" \\``) of a double-quoted dotenv value, in one left-to-right
+    pass, so that ``"C:\\new"`` is ``C:\new`` and not ``C:`` + newline + ``ew``; unknown escapes stay as written."""
+    import re
+
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), value, flags=re.DOTALL)
 
 
 def read_env_dir(path: str | Path) -> dict[str, str]:

@@ -69,7 +69,14 @@ def _from_proc(root: Path) -> list[dict[str, Any]]:
 def detect_gpus(environ: dict[str, str] | None = None) -> GpuReport:
     """GPUs visible to this process, and a sentence saying why there are none when so."""
     env = os.environ if environ is None else environ
-    if env.get("SYNAPSE_GPU_PROBE", "1").lower() in ("0", "false", "no", "off"):
+    from .errors import ValidationError
+    from .knobs import get
+
+    try:
+        probe = get("SYNAPSE_GPU_PROBE", env)
+    except ValidationError:  # reported by the run's knob check; the start event still needs a report
+        probe = True
+    if not probe:
         return GpuReport(note="GPU probe disabled (SYNAPSE_GPU_PROBE=0); running on CPU")
     visible = env.get("NVIDIA_VISIBLE_DEVICES")
     if visible in ("none", "void", ""):

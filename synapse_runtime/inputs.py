@@ -208,11 +208,15 @@ def parse_params(raw: bytes, where: str, kind: str | None = None) -> dict[str, A
                 details={"source": where, "line": e.lineno, "column": e.colno},
                 hint="fix the JSON syntax there (or use a .yaml file for YAML)",
             ) from None
+        except ValueError as e:  # an integer over Python's 4300-digit conversion limit
+            raise _too_long_number(where, e) from None
     else:
         import yaml
 
         try:
             data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except ValueError as e:  # YAML's int() of a huge literal: the same limit
+            raise _too_long_number(where, e) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = mark.line + 1 if mark else None
@@ -231,6 +235,14 @@ def parse_params(raw: bytes, where: str, kind: str | None = None) -> dict[str, A
             hint='wrap the values in an object, e.g. {"epochs": 5}',
         )
     return data
+
+
+def _too_long_number(where: str, exc: ValueError) -> ValidationError:
+    return ValidationError(
+        f"params from {where} hold a number too long to read: {exc}",
+        details={"source": where},
+        hint="pass a number that long as a string, or in a file referenced by the params",
+    )
 
 
 __all__ = [

@@ -66,7 +66,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_result(output_dir: Path, record: dict[str, Any], redact: Redactor) -> Path:
     path = output_dir / "result.json"
-    write_atomic(path, redact(dumps(record)) + "\n")
+    write_atomic(path, redact.json(dumps(record)) + "\n")
     return path
 
 
@@ -98,7 +98,7 @@ def write_termination_log(record: dict[str, Any], redact: Redactor, path: str | 
     if not (os.path.isfile(target) and os.access(target, os.W_OK)):
         if not explicit or not os.access(os.path.dirname(os.path.abspath(target)), os.W_OK):
             return False
-    text = redact(termination_summary(record))
+    text = redact.json(termination_summary(record))
     try:
         with open(target, "w", encoding="utf-8") as f:
             f.write(text)

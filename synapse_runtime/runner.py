@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, knobs
 from .errors import Cancelled, ExitCode, PluginError, ValidationError, exit_code_for
 from .events import EventWriter, Redactor, secret_values
 from .inputs import (
@@ -189,6 +189,7 @@ class Run:
         self.state = _State()
         self.writer: EventWriter | None = None
         self.reporter: Any = None
+        self.env_data: Mapping[str, str] = {}
 
     # -- signals ----------------------------------------------------------------------------------
 
@@ -235,7 +236,16 @@ class Run:
         except PluginError as e:
             env_error = e
             env = Environment(data=environ, secrets=secret_values(environ))
-        job_id = resolve_job_id(env.data).value
+        if env_error is None:
+            try:
+                # Every SYNAPSE_* knob, before anything runs: a bad value is exit 2 with an error
+                # event naming it, not a crash halfway (or after the action) with no `end`.
+                knobs.validate(env.data)
+            except ValidationError as e:
+                env_error = e
+        self.env_data = env.data
+        job = resolve_job_id(env.data)
+        job_id = job.value
         redactor = Redactor(env.secrets)
 
         capture = None
@@ -250,7 +260,7 @@ class Run:
             from .events.pretty import PrettyRenderer
 
             renderer = PrettyRenderer(color=opts.color)
-        interval = float(env.data.get("SYNAPSE_PROGRESS_INTERVAL") or 0.2)
+        interval = self._knob("SYNAPSE_PROGRESS_INTERVAL")
         writer = self.writer = EventWriter(
             events_fd, job_id=job_id, redactor=redactor, progress_interval=interval, renderer=renderer
         )
@@ -267,7 +277,7 @@ class Run:
                     raise env_error
                 # Env files and Secret dirs reach boto3 and subprocesses the same way as real env.
                 os.environ.update(env.overlay)
-                self._run(env, job_id)
+                self._run(env, job)
             except BaseException as exc:  # noqa: BLE001 - every failure ends as an event
                 st.finalizing = True
                 if st.output_dir is None:  # an env file error: result.json still goes where it was asked
@@ -291,6 +301,13 @@ class Run:
                     pass
         return st.exit_code
 
+    def _knob(self, name: str) -> Any:
+        """A knob's value for this run; its default when the value is bad (already reported as the run's error)."""
+        try:
+            return knobs.get(name, self.env_data)
+        except ValidationError:
+            return knobs.KNOBS[name].default
+
     def _output_dir_quietly(self, env: Environment) -> None:
         from .outputs import prepare_output_dir
 
@@ -302,7 +319,7 @@ class Run:
     def _stop_leftover_processes(self) -> None:
         from .children import terminate_descendants
 
-        stopped = terminate_descendants(grace=float(os.environ.get("SYNAPSE_CHILD_GRACE") or 2.0))
+        stopped = terminate_descendants(grace=self._knob("SYNAPSE_CHILD_GRACE"))
         if stopped and self.writer is not None:
             self.writer.emit("message", {
                 "message": f"stopped {len(stopped)} process(es) the action left running (pids {', '.join(map(str, stopped))})",
@@ -325,7 +342,7 @@ class Run:
             "device_note": report.note,
         })
 
-    def _run(self, env: Environment, job_id: str) -> None:
+    def _run(self, env: Environment, job: Any) -> None:
         from .plugin import load_plugin, resolve_action
 
         opts, st, writer = self.options, self.state, self.writer
@@ -352,6 +369,7 @@ class Run:
             if key not in data:
                 data[key] = str(value)
                 os.environ.setdefault(key, str(value))
+        knobs.validate(data)  # config.yaml's env: may set knobs too
         if name is None and entrypoint is None and len(plugin.config.actions) == 1:
             st.action = next(iter(plugin.config.actions))
         self._emit_start(env)
@@ -382,7 +400,8 @@ class Run:
             params = validate_params(resolved.params_model, raw_params)
 
         checkpoint = self._fetch_checkpoint(data)
-        client = self._backend(data, job_id)
+        job_id = job.value
+        client = self._backend(data, job)
 
         from .context import RuntimeContext
         from .env import PluginEnvironment
@@ -418,11 +437,11 @@ class Run:
         def progress(u: str, done: int, total: int | None, cached: bool) -> None:
             writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": cached})
 
-        extract = (data.get("SYNAPSE_CHECKPOINT_EXTRACT") or "").lower() in ("1", "true", "yes")
+        extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
         result = fetch(uri, extract=extract, sha256=data.get("SYNAPSE_CHECKPOINT_SHA256") or None, progress=progress)
         return {"category": category, "path": str(result.path), "uri": uri}
 
-    def _backend(self, data: Mapping[str, str], job_id: str) -> Any:
+    def _backend(self, data: Mapping[str, str], job: Any) -> Any:
         if not data.get("SYNAPSE_HOST"):
             return None
         from .backend import BackendClient, JobReporter
@@ -439,11 +458,18 @@ class Run:
             else:
                 writer.emit("message", {"message": f"backend: {message}", "context": "warning"})
 
-        if data.get("SYNAPSE_REPORT_JOB", "1").lower() not in ("0", "false", "no"):
-            self.reporter = JobReporter(client, job_id, warn=warn)
-            writer.listeners.append(self.reporter.handle)
-            # The reporter joined after `start`: tell it the run is underway.
-            self.reporter.handle({"type": "start", "job_id": job_id, "plugin": self.state.plugin, "action": self.state.action})
+        if not knobs.get("SYNAPSE_REPORT_JOB", data):
+            return client
+        if job.source == "hostname":
+            # A job id made up from the host name names no job on the backend: reporting to it
+            # would PATCH /jobs/<hostname>/. Report only for a job id that was given, and say so.
+            warn(f"job status is not reported: no job id was given (SYNAPSE_JOB_ID or RAY_JOB_ID), "
+                 f"and the host name {job.value!r} names no job; ctx.client works as usual")
+            return client
+        self.reporter = JobReporter(client, job.value, warn=warn)
+        writer.listeners.append(self.reporter.handle)
+        # The reporter joined after `start`: tell it the run is underway.
+        self.reporter.handle({"type": "start", "job_id": job.value, "plugin": self.state.plugin, "action": self.state.action})
         return client
 
     # -- failure and the end -----------------------------------------------------------------------
@@ -489,10 +515,13 @@ class Run:
         from .outputs import write_termination_log
 
         write_termination_log(record, redactor)
+        if self.reporter is not None:
+            # The final status goes out before `end`, so a backend outage is a warning event on
+            # stdout (where a job controller reads), not a line on stderr after the stream ended.
+            self.reporter.handle({"type": "end", "status": record["status"], "exit_code": record["exit_code"]})
+            self.reporter.close()
         writer.close("end", {"status": record["status"], "exit_code": record["exit_code"],
                              "duration_s": round(time.monotonic() - st.t0, 3)})
-        if self.reporter is not None:
-            self.reporter.close()
 
     def _write_outputs(self, record: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
         from .outputs import write_result
@@ -509,7 +538,7 @@ class Run:
                 st.status, st.exit_code = "failed", int(ExitCode.STORAGE)
                 record.update(status="failed", exit_code=st.exit_code, error=err)
             return record
-        uri = os.environ.get("SYNAPSE_OUTPUT_URI")
+        uri = self.env_data.get("SYNAPSE_OUTPUT_URI")
         if uri:
             try:
                 from .storage import upload_dir

@@ -11,6 +11,7 @@ import pytest
 from synapse_runtime.events import SCHEMA_PATH
 from synapse_runtime.testing import RunResult, run_local
 from tests.secrets import scan_text, scan_tree
+from tests import hypothesis_profiles  # noqa: F401,E402 - loads the ci/dev profile before any property runs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "plugins"

@@ -9,9 +9,11 @@ What it guarantees:
 
 * every request has a timeout, and transient failures (5xx, 429 with its ``Retry-After``, refused
   or reset connections, timeouts) are retried with exponential backoff and jitter;
-* a ``POST`` that the server may already have processed (a 500, a read timeout) is not sent again,
-  because ``logs/`` has no idempotency key and a retry would duplicate entries (upstream learnt
-  this the hard way); ``GET`` and our absolute-snapshot ``PATCH`` are safe to repeat;
+* a ``POST`` is sent again only when it surely never reached the server (a refused connection, a
+  failed DNS lookup): after any HTTP status (a 504 from a proxy is exactly the case where the log
+  was stored) or a read timeout it may have been processed, and ``logs/`` has no idempotency key,
+  so a retry would duplicate entries (upstream learnt this the hard way); ``GET`` and our
+  absolute-snapshot ``PATCH`` are safe to repeat;
 * errors say which host and which model or job failed, and what to check, and never contain a
   token: tokens live in ``Secret`` wrappers and every message goes through the redactor;
 * redirects are refused rather than followed, so the token headers can never be replayed to
@@ -107,9 +109,18 @@ def normalize_host(host: str) -> str:
         raise ValueError("the Synapse backend host is empty (set SYNAPSE_HOST)")
     if "://" not in host:
         host = "https://" + host
-    scheme = host.split("://", 1)[0].lower()
+    scheme, _, rest = host.partition("://")
+    scheme = scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError(f"the Synapse backend host must be an http(s) URL, not {scheme}://...")
+    netloc = rest.split("/", 1)[0]
+    if "@" in netloc:
+        # Never echo it: the part before '@' is a password. urllib would not send it anyway, and
+        # its "nonnumeric port" error would quote it.
+        raise ValueError(
+            "the Synapse backend host must not contain user:password@ (the value is not shown; "
+            "credentials go in SYNAPSE_ACCESS_TOKEN)"
+        )
     return host.rstrip("/")
 
 
@@ -380,6 +391,8 @@ class BackendClient:
             # server cannot have processed the request, so a retry is safe for every method.
             fatal = not isinstance(exc.reason, BaseException)  # e.g. "unknown url type"
             raise _TransportError(reason, sent=False, timeout=isinstance(reason, TimeoutError), fatal=fatal) from None
+        except http.client.InvalidURL as exc:  # a bad port and the like: raised before sending, never fixed by a retry
+            raise _TransportError(exc, sent=False, fatal=True) from None
         except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise _TransportError(exc, sent=True, timeout=isinstance(exc, TimeoutError)) from None
 
@@ -402,9 +415,8 @@ class BackendClient:
                 raise self._transport_error(method, path, what, exc, attempt) from None
             if 200 <= status < 300:
                 return self._decode(method, path, what, raw)
-            retryable = status == 429 or status >= 500
-            if not idempotent and status in (500, 501):  # the server may have done it: do not repeat a POST
-                retryable = False
+            # Any answer means the request arrived, so a POST may have been processed: never repeat it.
+            retryable = idempotent and (status == 429 or status >= 500)
             if retryable and attempt < attempts:
                 delay = _parse_retry_after(resp_headers.get("Retry-After") if resp_headers is not None else None)
                 time.sleep(delay if delay is not None else self._backoff_delay(attempt))
@@ -437,10 +449,14 @@ class BackendClient:
     def _transport_error(self, method: str, path: str, what: str, exc: _TransportError, attempts: int) -> BackendRequestFailed:
         tries = f" (after {attempts} attempt{'s' if attempts != 1 else ''})"
         if exc.fatal:
+            import ssl
+
+            tls = isinstance(exc.reason, ssl.SSLError)
             return BackendResponseError(
                 self.redact(f"cannot talk to the Synapse backend {self.host} for {what}: {exc.reason}"),
                 host=self.host, method=method, path=path,
-                hint="check the server certificate, or SSL_CERT_FILE for a private CA",
+                hint="check the server certificate, or SSL_CERT_FILE for a private CA" if tls
+                else f"check {ENV_HOST} (scheme, host name, port)",
             )
         if exc.timeout:
             message = f"the Synapse backend {self.host} did not answer {method} for {what} within {self.timeout:g} s{tries}"

@@ -70,6 +70,7 @@ class EventWriter:
         self._broken = False
         self._owner: int | None = None
         self._deferred: Callable[[], None] | None = None
+        self._deferred_thread: int | None = None
 
     # -- the one write path -------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class EventWriter:
         else:
             line = f'{{"v":1,"ts":"{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json},{body[1:]}\n'
         if self.redact.active:
-            line = self.redact(line)
+            line = self.redact.json(line)  # inside string tokens only: the line stays valid JSON
         if self.listeners or self.renderer is not None:
             import json
 
@@ -139,14 +140,22 @@ class EventWriter:
         return self._owner == threading.get_ident()
 
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in this thread as soon as its current write is complete."""
+        """Run ``fn`` in this thread (and only this one) as soon as its current write is complete.
+
+        Only this thread: the deferred function is a cancellation meant for the action's main thread.
+        Run by a capture reader thread, it would kill that thread, which then stops draining the
+        plugin's pipe: the plugin blocks and the main thread never sees the cancel.
+        """
+        self._deferred_thread = threading.get_ident()
         self._deferred = fn
 
     def _run_deferred(self) -> None:
-        if self._owner is None or self._owner != threading.get_ident():
-            fn, self._deferred = self._deferred, None
-            if fn is not None:
-                fn()
+        me = threading.get_ident()
+        if self._deferred_thread != me or self._owner == me:
+            return
+        fn, self._deferred, self._deferred_thread = self._deferred, None, None
+        if fn is not None:
+            fn()
 
     # -- progress coalescing ------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ GiB = 1024 * MiB
 
 
 def _int(name: str, default: int, minimum: int = 0) -> int:
+    from ..knobs import KNOBS, get
+
+    if name in KNOBS:  # the one table (synapse_runtime/knobs.py): typed, bad values are errors
+        value = get(name)
+        return default if value is None else value
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -27,6 +32,10 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
 
 
 def _float(name: str, default: float, minimum: float = 0.0) -> float:
+    from ..knobs import KNOBS, get
+
+    if name in KNOBS:
+        return float(get(name))
     raw = os.environ.get(name, "").strip()
     try:
         return max(minimum, float(raw)) if raw else default
@@ -69,9 +78,9 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        strategy = os.environ.get("SYNAPSE_S3_STRATEGY", "auto").strip().lower() or "auto"
-        if strategy not in ("auto", "single", "parallel"):
-            strategy = "auto"
+        from ..knobs import get
+
+        strategy = get("SYNAPSE_S3_STRATEGY")
         raw_max = os.environ.get("SYNAPSE_CACHE_MAX_BYTES", "").strip()
         return cls(
             concurrency=_int("SYNAPSE_S3_CONCURRENCY", 8, 1),
@@ -92,7 +101,7 @@ class Settings:
             stale_seconds=_float("SYNAPSE_CACHE_STALE_SECONDS", 3600.0),
             cache_lock_timeout=_float("SYNAPSE_CACHE_LOCK_TIMEOUT", 300.0),
             writeback=_int("SYNAPSE_WRITEBACK_BYTES", 32 * MiB, 1 * MiB),
-            verify_etag=os.environ.get("SYNAPSE_VERIFY_ETAG", "1").strip().lower() not in ("0", "false", "no", "off"),
+            verify_etag=get("SYNAPSE_VERIFY_ETAG"),
         )
 
 

@@ -16,6 +16,8 @@ import http.client
 import os
 from urllib.parse import quote, urlsplit
 
+from .. import knobs
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -91,7 +93,7 @@ class LightS3:
         access = os.environ.get("AWS_ACCESS_KEY_ID", "").strip()
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "").strip()
         endpoint = env_endpoint()
-        if not (access and secret and endpoint) or os.environ.get("SYNAPSE_S3_FAST_PATH", "1").strip() == "0":
+        if not (access and secret and endpoint) or not knobs.get("SYNAPSE_S3_FAST_PATH"):
             return None
         if urlsplit(endpoint).scheme not in ("http", "https"):
             return None

@@ -162,10 +162,23 @@ def test_post_is_not_repeated_after_a_500_it_may_have_processed(backend):
     assert len(backend.calls("POST")) == 1
 
 
-def test_post_is_retried_on_503(backend):
-    backend.fail("POST", "/logs/", 503, times=1)
-    make(backend.url, retries=3).create_logs([{"event": "message", "data": {}, "datetime": "x", "job": "job-1"}])
-    assert len(backend.calls("POST")) == 2 and len(backend.logs) == 1
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_post_is_never_repeated_after_an_answer(backend, status):
+    """Issue 12, item 5: a 504 from a proxy is exactly the case where the log was already stored."""
+    backend.fail("POST", "/logs/", status, times=5)
+    with pytest.raises(BackendUnavailableError):
+        make(backend.url, retries=3, backoff=0.01).create_logs([{"event": "message", "data": {}, "datetime": "x", "job": "job-1"}])
+    assert len(backend.calls("POST")) == 1
+
+
+def test_post_is_retried_when_it_never_reached_the_server(dead_url):
+    import unittest.mock
+
+    client = make(dead_url, retries=2, backoff=0.01)
+    with unittest.mock.patch.object(client, "_send_once", wraps=client._send_once) as send:
+        with pytest.raises(BackendUnavailableError):
+            client.create_logs([{"event": "message", "data": {}, "datetime": "x", "job": "job-1"}])
+    assert send.call_count == 3  # a refused connection: nothing was processed, so a retry is safe
 
 
 def test_429_honours_retry_after(backend):
@@ -236,12 +249,6 @@ def test_token_redacted_even_when_the_server_echoes_it(backend):
     assert TOKEN not in str(info.value) and "***" in str(info.value)
 
 
-def test_userinfo_in_host_is_hidden():
-    client = BackendClient("https://user:pw-secret@api.example.com/", access_token=TOKEN)
-    assert client.host == "https://api.example.com"
-    assert "pw-secret" not in repr(client)
-
-
 # -- construction from env -------------------------------------------------------------------
 
 def test_from_env_needs_host_and_a_token():
@@ -301,3 +308,28 @@ def test_retry_after_parsing_is_capped():
     assert _parse_retry_after("99999") == MAX_RETRY_AFTER_S
     assert _parse_retry_after("soon") is None and _parse_retry_after(None) is None
     assert 8 <= _parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+
+
+# -- issue 12, item 4: a password in the host never appears, a bad port is not retried ----------------
+
+
+def test_host_with_userinfo_is_refused_without_echoing_it():
+    from synapse_runtime.errors import ValidationError
+
+    with pytest.raises(ValueError) as info:
+        BackendClient("https://user:pw-in-host-9@backend.invalid", access_token=TOKEN)
+    assert "pw-in-host-9" not in str(info.value) and "user:password@" in str(info.value)
+    with pytest.raises(ValidationError) as verr:
+        BackendClient.from_env({"SYNAPSE_HOST": "https://user:pw-in-host-9@backend.invalid", "SYNAPSE_ACCESS_TOKEN": TOKEN})
+    assert "pw-in-host-9" not in str(verr.value) and verr.value.details == {"env": "SYNAPSE_HOST"}
+
+
+def test_invalid_port_is_not_retried_and_names_the_variable():
+    import unittest.mock
+
+    client = make("https://backend.invalid:notaport", retries=3, backoff=0.01)
+    with unittest.mock.patch.object(client, "_send_once", wraps=client._send_once) as send:
+        with pytest.raises(BackendResponseError) as info:
+            client.get_model(1)
+    assert send.call_count == 1
+    assert "SYNAPSE_HOST" in (info.value.hint or "")

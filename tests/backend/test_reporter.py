@@ -341,6 +341,21 @@ def test_log_buffer_is_bounded_dropping_the_oldest(backend):
 @pytest.mark.parametrize("bad", [{}, {"type": "progress"}, {"type": "progress", "current": "x", "total": None},
                                  {"type": "metrics", "values": 3}, None])
 def test_malformed_events_never_raise(backend, bad):
-    reporter = reporter_for(backend.url)
+    """A malformed event is dropped without a trace: no exception, no warning, and the reporter
+    still reports the run around it (RUNNING, the progress record, the final status)."""
+    s = Stream()
+    warnings: list[str] = []
+    reporter = reporter_for(backend.url, warnings)
+    reporter.handle(s("start"))
     reporter.handle(bad)  # type: ignore[arg-type]
-    reporter.close(timeout=2)
+    reporter.handle(s.progress(3, 4, "train"))
+    reporter.handle(s("result", result={"ok": True}))
+    reporter.handle(s("end", status="succeeded", exit_code=0))
+    reporter.close(timeout=3)
+    assert not reporter._thread.is_alive()
+    assert warnings == []
+    statuses = [p["status"] for p in backend.patches("job-1") if "status" in p]
+    assert statuses[0] == "RUNNING" and statuses[-1] == "SUCCEEDED"
+    final = backend.patches("job-1")[-1]
+    assert final["result"] == {"ok": True}
+    assert final["progress_record"]["record"]["steps"]["train"]["percent"] == 75.0

@@ -157,12 +157,29 @@ def test_thread_safety_no_interleaving(tmp_path: Path) -> None:
     assert [e["seq"] for e in out] == list(range(2000))
 
 
-def test_broken_pipe_does_not_raise(tmp_path: Path) -> None:
+def test_broken_pipe_does_not_raise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader went away (`| head`): the action keeps running, the writer stops writing at once
+    (one failed write, not one per event), listeners still see every event, and `end` still closes."""
     r, wfd = os.pipe()
     os.close(r)
+    writes: list[int] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(fd)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counting_write)
     w = EventWriter(wfd, job_id=None)
+    seen: list[str] = []
+    w.listeners.append(lambda e: seen.append(e["type"]))
     w.emit("message", {"message": "x", "context": "info"})  # EPIPE: swallowed
+    assert writes == [wfd] and w._broken
+    w.emit("message", {"message": "y", "context": "info"})
+    w.progress(1, 2, "train")
     w.close("end", {"status": "succeeded", "exit_code": 0, "duration_s": 0})
+    assert writes == [wfd]  # nothing more was attempted after the pipe broke
+    assert seen == ["message", "message", "progress", "end"] and w.seq == 4 and w.closed
     os.close(wfd)
 
 
