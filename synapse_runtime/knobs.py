@@ -100,7 +100,7 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_REPORT_JOB", "bool", True, "report job status to the backend"),
     # -- storage (docs/storage.md) ---------------------------------------------------------------
     _k("SYNAPSE_CACHE_DIR", "path", None, "cache root"),
-    _k("SYNAPSE_CACHE_MAX_BYTES", "size", None, "LRU bound of the cache (unset: half the filesystem)", minimum=0),
+    _k("SYNAPSE_CACHE_MAX_BYTES", "size", None, "LRU bound of the cache (unset: half the filesystem, at most 256G)", minimum=0),
     _k("SYNAPSE_CACHE_STALE_SECONDS", "float", 3600.0, "age after which unlocked temp items are removed", minimum=0),
     _k("SYNAPSE_S3_STRATEGY", "choice", "auto", "download strategy", choices=("auto", "single", "parallel")),
     _k("SYNAPSE_S3_CONCURRENCY", "int", 8, "parallel ranges / objects / upload threads", minimum=1),
@@ -118,6 +118,9 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_WRITEBACK_BYTES", "size", 32 * MiB, "fdatasync every this many bytes", minimum=1 * MiB),
     _k("SYNAPSE_EXTRACT_MAX_BYTES", "size", 200 * GiB, "archive bomb limit: bytes written", minimum=0),
     _k("SYNAPSE_EXTRACT_MAX_FILES", "int", 1_000_000, "archive bomb limit: entries", minimum=0),
+    _k("SYNAPSE_EXTRACT_MAX_RATIO", "float", 100.0, "archive bomb limit: expanded/compressed size (0: off)", minimum=0),
+    _k("SYNAPSE_CACHE_LOCK_TIMEOUT", "float", 300.0,
+       "seconds to wait for a cache lock whose holder shows no sign of life (0: forever); then exit 4", minimum=0),
     # -- the pytest plugin (README.md, "Test your plugin") ---------------------------------------
     _k("SYNAPSE_TEST_IMAGE", "text", "synapse-runtime:dev", "the image synapse_container runs"),
 ])
