@@ -360,18 +360,19 @@ class Run:
 
         spec = None
         if any(data.get(k) for k in ("SYNAPSE_SHARD_COUNT", "SYNAPSE_SHARD_INDEX", "JOB_COMPLETION_INDEX")):
-            from .sharding import apply_shard, shard_from_env
+            from .sharding import enter_shard_dir, shard_from_env, split_for_shard
 
             spec = shard_from_env(data)
             if spec is not None:
                 # Each shard owns its directory, so shards sharing one volume never clash, and a
-                # shard's own failure is reported there, where `merge` looks for it.
+                # shard's own failure is reported there, where `merge` looks for it. An earlier
+                # run's files there are removed first: the merge must never see them as this run's.
                 st.output_dir = prepare_output_dir(st.output_dir / spec.name)
-                st.shard = {"index": spec.index, "count": spec.count}
+                st.shard = enter_shard_dir(st.output_dir, spec, data)
         raw_params = resolve_params(opts.params, data).value
         shard_info = None
         if spec is not None:
-            raw_params, shard_info = apply_shard(raw_params, spec, data.get("SYNAPSE_SHARD_KEY") or "inputs")
+            raw_params, shard_info = split_for_shard(raw_params, spec, data)
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
