@@ -180,6 +180,11 @@ def entrypoint() -> None:
     except KeyboardInterrupt:
         code = int(ExitCode.CANCELLED_SIGINT)
     sys.stdout.flush()
+    outputs = sys.modules.get("synapse_runtime.outputs")
+    if outputs is not None and outputs.upload_abandoned():
+        # The transfer threads of an upload that ran out of time would hold the interpreter's exit.
+        sys.stderr.flush()
+        os._exit(code)
     raise SystemExit(code)
 
 

@@ -404,7 +404,9 @@ class Run:
         if shard_info is not None:
             st.result["shard"] = shard_info
         writer.flush_progress()
-        writer.emit("result", {"result": st.result})
+        from .outputs import result_event
+
+        writer.emit("result", result_event(st.result, st.output_dir))  # one short line; the whole in result.json
         st.status, st.exit_code = "succeeded", int(ExitCode.SUCCEEDED)
 
     def _fetch_checkpoint(self, data: Mapping[str, str]) -> dict[str, Any] | None:
@@ -512,13 +514,18 @@ class Run:
             return record
         uri = os.environ.get("SYNAPSE_OUTPUT_URI")
         if uri:
+            from .outputs import upload_timeout, upload_within, write_termination_log
+
+            # The outcome first: a SIGKILL during the upload (the grace period's end) keeps it.
+            write_termination_log({**record, "upload": "in progress"}, redactor)
             try:
                 from .storage import upload_dir
 
                 def progress(u: str, done: int, total: int | None, cached: bool) -> None:
                     writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
 
-                upload_dir(st.output_dir, uri, progress=progress)
+                upload_within(lambda: upload_dir(st.output_dir, uri, progress=progress), uri,
+                              upload_timeout(os.environ, cancelled=st.status == "cancelled"))
             except PluginError as e:
                 fields = _error_fields(e, redactor)
                 writer.emit("error", fields)
