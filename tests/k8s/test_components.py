@@ -234,8 +234,8 @@ def test_wait_returns_on_complete_and_times_out_otherwise(tmp_path: Path) -> Non
 def test_docs_never_wait_for_complete_alone() -> None:
     """Issue 14 item 9: `kubectl wait --for=condition=complete` never returns on a Failed Job."""
     for path in [DOCS, ROOT / "README.md", *DEPLOY.rglob("*.yaml")]:
-        text = path.read_text()
-        assert "--for=condition=complete" not in text, f"{path.relative_to(ROOT)}: use deploy/k8s/wait-job.sh"
+        commands = re.findall(r"kubectl wait [^\n`]*--for=condition=complete[^\n`]*(?:job|jobset)/\S+", path.read_text())
+        assert not commands, f"{path.relative_to(ROOT)}: {commands}: use deploy/k8s/wait-job.sh"
 
 
 def test_docs_have_a_section_per_component_and_a_storage_table() -> None:

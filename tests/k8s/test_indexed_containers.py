@@ -7,6 +7,9 @@ give it (tests/k8s/podview.py reads them from the manifests).
   `synapse-runtime merge` (the merge Job's pod) gives the result of one unsharded container, item for item;
 * a shard SIGKILLed mid-run leaves the set unmergeable (exit 2, the shard named) until the rerun-shard
   Job's pod runs it alone; then the set merges to the same result;
+* the Indexed Job run again under the same name (a new Job uid) with one pod lost before it started:
+  that shard's directory still holds the previous run's result, and the merge refuses it as another
+  run's until the rerun (with this run's id) replaces it;
 * SIGTERM with the manifest's grace period: rollback, result.json `cancelled`, termination message, 143.
 
 Skipped without Docker unless CI is set (then it fails). Needs the image (`make image`, or
@@ -27,9 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.sharding import ShardSpec, merge_results, shard_range
+from synapse_runtime.merge import merge_results
+from synapse_runtime.sharding import ShardSpec, params_digest, shard_range
 
-from .podview import IMAGE, PodFactory, docker, docker_available, load_manifest
+from .podview import IMAGE, PodFactory, docker, docker_available, job_uid, load_manifest
 
 pytestmark = pytest.mark.docker
 
@@ -155,7 +159,7 @@ def reference(cluster: PodFactory, checkpoint: Path, shard_params: str) -> dict:
     return doc
 
 
-def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str) -> list:  # type: ignore[type-arg]
+def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str, run_id: str | None = None) -> list:  # type: ignore[type-arg]
     manifest = load_manifest(DEPLOY / "sharded" / "indexed-job.yaml")
     assert manifest["spec"]["completions"] == SHARDS == int(
         next(e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "SYNAPSE_SHARD_COUNT")
@@ -166,7 +170,8 @@ def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str) -> list
             job_name=job_name,
             configmaps={"synapse-shard-params": {"params.json": shard_params}},
             secrets=_secrets(),
-            env={"JOB_COMPLETION_INDEX": str(i)},  # what Kubernetes adds to pod i of an Indexed Job
+            # what Kubernetes adds to pod i of an Indexed Job (and, for a Job created again, its new uid)
+            env={"JOB_COMPLETION_INDEX": str(i), **({"SYNAPSE_RUN_ID": run_id} if run_id else {})},
             pod_suffix=str(i),
         )
         for i in range(SHARDS)
@@ -219,7 +224,10 @@ def test_indexed_run_merges_to_the_unsharded_result(cluster: PodFactory, referen
         spec = ShardSpec(i, SHARDS)
         doc = json.loads((out / spec.name / "result.json").read_text())
         rng = shard_range(N_INPUTS, spec)
-        assert doc["result"]["shard"] == {"index": i, "count": SHARDS, "key": "inputs", "start": rng.start, "stop": rng.stop, "total": N_INPUTS}
+        assert doc["result"]["shard"] == {"index": i, "count": SHARDS, "key": "inputs", "start": rng.start, "stop": rng.stop,
+                                          "total": N_INPUTS, "run_id": p.env["SYNAPSE_RUN_ID"],
+                                          "params_sha256": params_digest(json.loads(shard_params))}
+        assert p.env["SYNAPSE_RUN_ID"] == job_uid(job)  # the controller-uid label, as the manifest maps it
         assert doc["result"]["processed_count"] == len(rng) == 15
         assert doc["job_id"] == job
         message = p.termination_message()
@@ -278,7 +286,8 @@ def test_killed_shard_rerun_alone_completes_the_set(cluster: PodFactory, referen
         rerun,
         configmaps={"synapse-shard-params": {"params.json": shard_params}},
         secrets=_secrets(),
-        env={"SYNAPSE_SHARD_INDEX": str(victim)},  # the documented substitution of __SHARD_INDEX__
+        # the documented substitutions of __SHARD_INDEX__ and __RUN_ID__ (the Indexed Job's uid)
+        env={"SYNAPSE_SHARD_INDEX": str(victim), "SYNAPSE_RUN_ID": pods[0].env["SYNAPSE_RUN_ID"]},
         pod_suffix="rerun",
     )
     _assert_clean(pod, _run(pod))
@@ -321,3 +330,35 @@ def test_sigterm_within_the_grace_period(cluster: PodFactory) -> None:
     assert not list(out.glob("*.marker")), "the steps that ran were rolled back"
     message = pod.termination_message()
     assert message["status"] == "cancelled" and message["exit_code"] == 143
+
+
+def test_rerun_of_the_job_never_merges_a_stale_shard(cluster: PodFactory, reference: dict, shard_params: str) -> None:
+    """Issue 14 item 1 with the pods themselves: the Indexed Job created again under its fixed name (a new
+    uid), shard 2's pod lost before the runtime started. Its directory holds the previous run's succeeded
+    result; the merge Job's pod refuses it as another run's, and merges once the rerun (this run's id) ran."""
+    job = "synapse-digits-infer-sharded"
+    out = Path(cluster.claims["synapse-output"]) / "runs" / job
+    previous = json.loads((out / ShardSpec(2, SHARDS).name / "result.json").read_text())
+    assert previous["status"] == "succeeded", "the previous run left a good shard 2"
+    run_id = "7a0c9a52-0000-4000-8000-00000000a002"
+    pods = _indexed_pods(cluster, shard_params, job, run_id=run_id)
+    started = [p for i, p in enumerate(pods) if i != 2]
+    docker("start", *[p.name for p in started])
+    for p in started:
+        _assert_clean(p, p.wait())
+    code, logs = _merge_in_pod(cluster, job)
+    assert code == 2, logs[-3000:]
+    assert ShardSpec(2, SHARDS).name in logs and "run" in logs
+    rerun = load_manifest(DEPLOY / "rerun-shard" / "job.yaml")
+    pod = cluster.create(
+        rerun,
+        configmaps={"synapse-shard-params": {"params.json": shard_params}},
+        secrets=_secrets(),
+        env={"SYNAPSE_SHARD_INDEX": "2", "SYNAPSE_RUN_ID": run_id},
+        pod_suffix="rerun2",
+    )
+    _assert_clean(pod, _run(pod))
+    code, logs = _merge_in_pod(cluster, job)
+    assert code == 0, logs[-3000:]
+    assert json.loads((out / "result.json").read_text())["result"]["run_id"] == run_id
+    _same_as_reference(out, reference)
