@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from .manifests import COMPONENTS, DEPLOY, ROOT, build, env_value, field_path, jobs_in, kustomize
