@@ -123,6 +123,21 @@ def result_event(result: Any, output_dir: Path | None, limit: int = RESULT_EVENT
     return event
 
 
+def emit_result(writer: Any, result: Any, output_dir: Path | None, reporter: Any = None) -> dict[str, Any]:
+    """Emit the ``result`` event (:func:`result_event`). A backend job reporter still gets the whole
+    result, redacted as the stream is: the backend's job record has always held all of it."""
+    event = result_event(result, output_dir)
+    writer.emit("result", event)
+    if reporter is not None and event.get("truncated"):
+        import json
+
+        text = dumps({"type": "result", "result": result})
+        if writer.redact.active:
+            text = writer.redact(text)
+        reporter.handle(json.loads(text))
+    return event
+
+
 def _timeout(env: Mapping[str, str], name: str, default: float) -> float:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -225,6 +240,7 @@ def write_termination_log(record: dict[str, Any], redact: Redactor, path: str | 
 
 
 __all__ = [
+    "emit_result",
     "prepare_output_dir",
     "result_event",
     "termination_summary",

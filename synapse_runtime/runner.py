@@ -404,9 +404,9 @@ class Run:
         if shard_info is not None:
             st.result["shard"] = shard_info
         writer.flush_progress()
-        from .outputs import result_event
+        from .outputs import emit_result
 
-        writer.emit("result", result_event(st.result, st.output_dir))  # one short line; the whole in result.json
+        emit_result(writer, st.result, st.output_dir, self.reporter)  # one short line; the whole in result.json
         st.status, st.exit_code = "succeeded", int(ExitCode.SUCCEEDED)
 
     def _fetch_checkpoint(self, data: Mapping[str, str]) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.outputs import RESULT_EVENT_LIMIT, result_event
+from synapse_runtime.outputs import RESULT_EVENT_LIMIT, emit_result, result_event
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE_LIMIT = 16 * 1024
@@ -177,3 +177,30 @@ def test_result_event_keeps_small_results_whole_and_small_fields_of_large_ones()
     event = result_event(many, None)
     assert len(json.dumps(event)) <= RESULT_EVENT_LIMIT and event["result_file"] is None
     assert len(json.dumps(result_event(list(range(10000)), Path("/out")))) <= RESULT_EVENT_LIMIT
+
+
+def test_backend_reporter_still_gets_the_whole_result_redacted() -> None:
+    """The job record on the backend held the whole result before the event was summarised: it still does."""
+    from synapse_runtime.events import EventWriter, Redactor
+
+    class Reporter:
+        def __init__(self) -> None:
+            self.results: list = []
+
+        def handle(self, event: dict) -> None:
+            if event["type"] == "result":
+                self.results.append(event["result"])
+
+    reporter = Reporter()
+    read_fd, write_fd = os.pipe()
+    writer = EventWriter(write_fd, job_id="job-1", redactor=Redactor({"hunter2-secret-value"}))
+    writer.listeners.append(reporter.handle)
+    big = {"processed_count": 3000, "results": [{"i": i, "note": "hunter2-secret-value"} for i in range(3000)]}
+    event = emit_result(writer, big, Path("/out"), reporter)
+    assert event["truncated"] is True
+    assert reporter.results[0] == {"processed_count": 3000}  # the stream's summary, then the whole
+    assert len(reporter.results[-1]["results"]) == 3000
+    assert reporter.results[-1]["results"][0]["note"] == "***"
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        assert b"hunter2" not in f.read()
