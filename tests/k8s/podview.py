@@ -7,7 +7,7 @@ What the kubelet would do for the Job's pod template, read from the manifest its
                        one symlink per key), mounted read-only where the manifest mounts it; secret
                        files root:<fsGroup> 0440 as defaultMode and fsGroup make them
   persistentVolumeClaim  a host directory (or a Docker volume) per claim, shared by every container
-  emptyDir             a tmpfs
+  emptyDir             a tmpfs (group fsGroup)
   securityContext      --user runAsUser:runAsGroup, --group-add fsGroup, --read-only, --cap-drop ALL,
                        no-new-privileges
   terminationMessagePath  a host file bind-mounted there (the kubelet creates it world-writable)
@@ -203,7 +203,10 @@ class PodFactory:
             elif "persistentVolumeClaim" in vol:
                 args += ["-v", f"{self.claims[vol['persistentVolumeClaim']['claimName']]}:{path}{ro}"]
             elif "emptyDir" in vol:
-                args += ["--tmpfs", f"{path}:rw,exec,mode=1777,size=512m"]
+                # At an image VOLUME path (/mnt/output) Docker gives the tmpfs the image directory's mode
+                # (0775 root): group fsGroup makes it writable, as the kubelet's emptyDir is.
+                owner = f",gid={psc['fsGroup']}" if psc.get("fsGroup") is not None else ""
+                args += ["--tmpfs", f"{path}:rw,exec,mode=1777,size=512m{owner}"]
             else:
                 raise AssertionError(f"volume {m['name']}: no stand-in")
         log = here / "termination-log"

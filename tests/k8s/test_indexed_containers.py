@@ -10,7 +10,9 @@ give it (tests/k8s/podview.py reads them from the manifests).
 * the Indexed Job run again under the same name (a new Job uid) with one pod lost before it started:
   that shard's directory still holds the previous run's result, and the merge refuses it as another
   run's until the rerun (with this run's id) replaces it;
-* SIGTERM with the manifest's grace period: rollback, result.json `cancelled`, termination message, 143.
+* SIGTERM with the manifest's grace period: rollback, result.json `cancelled`, termination message, 143;
+* the output-uri overlay's pod SIGKILLed while its upload hangs on an endpoint that never answers: the
+  termination message is there (written before the upload).
 
 Skipped without Docker unless CI is set (then it fails). Needs the image (`make image`, or
 $SYNAPSE_TEST_IMAGE). Every container and volume carries the label synapse-runtime-test=1 and is removed.
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -362,3 +365,50 @@ def test_rerun_of_the_job_never_merges_a_stale_shard(cluster: PodFactory, refere
     assert code == 0, logs[-3000:]
     assert json.loads((out / "result.json").read_text())["result"]["run_id"] == run_id
     _same_as_reference(out, reference)
+
+
+SILENT_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 9000)); s.listen(16)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c); print("connected", flush=True)
+"""
+
+
+def test_termination_message_survives_sigkill_mid_upload(cluster: PodFactory, workdir: Path) -> None:
+    """Issue 14 item 5 with the overlay's own pod: the upload hangs (an endpoint that accepts and never
+    answers), the kubelet's SIGKILL comes at the end of the grace period; the termination message, written
+    before the upload, says how the action ended."""
+    from .manifests import KUBECTL, kustomize
+
+    if KUBECTL is None:
+        pytest.skip("kubectl not on PATH (the overlay is a kustomize build)")
+    objs = kustomize(DEPLOY / "overlays" / "output-uri")
+    manifest = next(o for o in objs if o["kind"] == "Job")
+    configmap = next(o for o in objs if o["kind"] == "ConfigMap")
+    silent = f"k8s-silent-s3-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", silent, "--label", "synapse-runtime-test=1", "--entrypoint", "/opt/synapse/venv/bin/python3",
+           IMAGE, "-c", SILENT_SERVER)
+    cluster.containers.append(silent)  # removed with the rest
+    ip = docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", silent).stdout.strip()
+    assert ip, "the stand-in endpoint has no address on the default bridge"
+    pod = cluster.create(
+        manifest,
+        job_name="synapse-text-upload",
+        configmaps={configmap["metadata"]["name"]: {"params.json": json.dumps({"titles": ["Hello World"]})}},
+        secrets=_secrets(),
+        env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools", "SYNAPSE_ACTION": "slugify",
+             "AWS_ENDPOINT_URL": f"http://{ip}:9000", "SYNAPSE_UPLOAD_TIMEOUT": "600"},
+    )
+    pod.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "connected" not in docker("logs", silent, check=False).stdout:
+        time.sleep(0.1)
+    assert "connected" in docker("logs", silent).stdout, f"the upload never started: {pod.logs()[-2000:]}"
+    docker("kill", "-s", "KILL", pod.name)
+    assert pod.wait() == 137
+    message = pod.termination_message()
+    assert message is not None, "no termination message after a SIGKILL mid-upload"
+    assert message["status"] == "succeeded" and message["exit_code"] == 0 and message["upload"] == "in progress"
+    assert SECRET_VALUE not in pod.termination_log.read_text()
