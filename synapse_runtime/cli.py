@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="combine the results of a sharded run (checks none is missing or duplicated)")
     merge.add_argument("source", help="the output directory holding shard-*/result.json")
     merge.add_argument("--output", help="where to write the merged result.json (default: SOURCE)")
-    merge.add_argument("--key", default="results", help="the list in each shard's result to concatenate")
+    merge.add_argument("--key", default=None,
+                       help="the per-item list in each shard's result (default: results, else the one list that fits every slice)")
+    merge.add_argument("--run-id", default=None,
+                       help="refuse any shard not of this run (its SYNAPSE_RUN_ID: the Job's or JobSet's uid)")
     return p
 
 
@@ -115,15 +118,14 @@ def _list(ns: argparse.Namespace) -> int:
 def _merge(ns: argparse.Namespace) -> int:
     import json
 
-    from .sharding import merge_results, write_merged
+    from .merge import summary, write_merged
 
     try:
-        merged = merge_results(ns.source, key=ns.key)
-        path = write_merged(ns.source, ns.output or ns.source)
+        path = write_merged(ns.source, ns.output or ns.source, key=ns.key, run_id=ns.run_id)
     except PluginError as e:
         return _fail(e)
-    summary = {k: v for k, v in merged.items() if k != ns.key}
-    print(json.dumps({"merged": str(path), **summary}))
+    merged = json.loads(path.read_text(encoding="utf-8"))["result"]
+    print(json.dumps({"merged": str(path), **summary(merged, ns.key)}))
     return 0
 
 
@@ -178,6 +180,11 @@ def entrypoint() -> None:
     except KeyboardInterrupt:
         code = int(ExitCode.CANCELLED_SIGINT)
     sys.stdout.flush()
+    outputs = sys.modules.get("synapse_runtime.outputs")
+    if outputs is not None and outputs.upload_abandoned():
+        # The transfer threads of an upload that ran out of time would hold the interpreter's exit.
+        sys.stderr.flush()
+        os._exit(code)
     raise SystemExit(code)
 
 

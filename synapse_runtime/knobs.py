@@ -90,6 +90,10 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_SHARD_INDEX", "text", None, "this shard's index"),
     _k("SYNAPSE_SHARD_COUNT", "text", None, "the number of shards"),
     _k("SYNAPSE_SHARD_KEY", "text", "inputs", "the params key whose list is split"),
+    _k("SYNAPSE_RUN_ID", "text", None, "the run a shard belongs to (a Job's uid); merge refuses other runs"),
+    _k("SYNAPSE_UPLOAD_TIMEOUT", "float", 3600.0, "seconds the output upload may take; then exit 4", minimum=0.001),
+    _k("SYNAPSE_CANCEL_UPLOAD_TIMEOUT", "float", 60.0,
+       "seconds the output upload may take after a SIGTERM (under the pod's grace period)", minimum=0.001),
     # -- backend (docs/backend.md) ---------------------------------------------------------------
     _k("SYNAPSE_HOST", "text", None, "backend base URL"),
     _k("SYNAPSE_ACCESS_TOKEN", "text", None, "backend access token"),

@@ -1,23 +1,36 @@
-"""What a run leaves behind: ``result.json`` (atomic) and the termination message.
+"""What a run leaves behind: ``result.json`` (atomic), the ``result`` event, the termination message, the upload.
 
 ``result.json`` is written to a temporary file in the same directory, fsynced and renamed, so a
 reader (or a crash) never sees half of it.  The termination message is what Kubernetes shows in
-``kubectl describe pod``: a summary that always fits its 4096-byte limit.
+``kubectl describe pod``: a summary that always fits its 4096-byte limit.  The ``result`` event
+stays one short line (:func:`result_event`): container runtimes split log lines over 16 KiB, and
+log collectors without multiline handling then break the JSON.  The output upload is bounded
+(:func:`upload_within`), so it can never outlast the pod's grace period and lose the run's outcome.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from .errors import StorageError, ValidationError
 from .events.redact import Redactor
 from .jsonable import dumps
 
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096
+#: The ``result`` event's payload, at most: well under the 16 KiB at which runtimes split a log line.
+RESULT_EVENT_LIMIT = 8192
+#: A result field bigger than this is left out of a summarised ``result`` event (it is in result.json).
+RESULT_FIELD_LIMIT = 1024
+UPLOAD_TIMEOUT_ENV = "SYNAPSE_UPLOAD_TIMEOUT"
+CANCEL_UPLOAD_TIMEOUT_ENV = "SYNAPSE_CANCEL_UPLOAD_TIMEOUT"
+DEFAULT_UPLOAD_TIMEOUT_S = 3600.0
+DEFAULT_CANCEL_UPLOAD_TIMEOUT_S = 60.0
 
 
 def prepare_output_dir(path: Path) -> Path:
@@ -70,9 +83,121 @@ def write_result(output_dir: Path, record: dict[str, Any], redact: Redactor) -> 
     return path
 
 
+def _describe(value: Any, size: int) -> dict[str, Any]:
+    kind = "list" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+    out: dict[str, Any] = {"type": kind, "bytes": size}
+    if isinstance(value, (list, dict, str)):
+        out["length"] = len(value)
+    return out
+
+
+def result_event(result: Any, output_dir: Path | None, limit: int = RESULT_EVENT_LIMIT) -> dict[str, Any]:
+    """The ``result`` event's fields: the whole result when it fits ``limit`` bytes, else a summary.
+
+    The summary keeps every top-level field of at most :data:`RESULT_FIELD_LIMIT` bytes (counts,
+    flags, metrics), describes the others under ``omitted`` (type, length, bytes), and says where the
+    whole result is (``result_file``): predictions belong in result.json or a JSON-lines file, not on
+    one log line.
+    """
+    whole = {"result": result}
+    if len(dumps(whole).encode()) <= limit:
+        return whole
+    kept: dict[str, Any] = {}
+    omitted: dict[str, Any] = {}
+    items = result.items() if isinstance(result, dict) else [("result", result)]
+    for key, value in items:
+        size = len(dumps(value).encode())
+        if isinstance(result, dict) and size <= RESULT_FIELD_LIMIT:
+            kept[str(key)] = value
+        else:
+            omitted[str(key)] = _describe(value, size)
+    event = {"result": kept, "truncated": True, "omitted": omitted,
+             "result_file": str(output_dir / "result.json") if output_dir is not None else None}
+    while len(dumps(event).encode()) > limit and (kept or len(omitted) > 1):
+        if kept:  # many small fields: the largest go first
+            key = max(kept, key=lambda k: len(dumps(kept[k])))
+            omitted[key] = _describe(kept[key], len(dumps(kept.pop(key)).encode()))
+        else:
+            event["omitted"] = {"fields": len(omitted)}
+            break
+    return event
+
+
+def emit_result(writer: Any, result: Any, output_dir: Path | None, reporter: Any = None) -> dict[str, Any]:
+    """Emit the ``result`` event (:func:`result_event`). A backend job reporter still gets the whole
+    result, redacted as the stream is: the backend's job record has always held all of it."""
+    event = result_event(result, output_dir)
+    writer.emit("result", event)
+    if reporter is not None and event.get("truncated"):
+        import json
+
+        text = dumps({"type": "result", "result": result})
+        if writer.redact.active:
+            text = writer.redact(text)
+        reporter.handle(json.loads(text))
+    return event
+
+
+def _timeout(env: Mapping[str, str], name: str, default: float) -> float:
+    """The knob's value through the one table (synapse_runtime/knobs.py: validated before the run)."""
+    from .knobs import get
+
+    value = get(name, env)
+    return default if value is None else float(value)
+
+
+def upload_timeout(env: Mapping[str, str], cancelled: bool) -> float:
+    """Seconds the output upload may take: ``SYNAPSE_UPLOAD_TIMEOUT`` (default 3600), and after a
+    SIGTERM at most ``SYNAPSE_CANCEL_UPLOAD_TIMEOUT`` (default 60: keep it under the pod's
+    terminationGracePeriodSeconds, minus the rollback's time)."""
+    bound = _timeout(env, UPLOAD_TIMEOUT_ENV, DEFAULT_UPLOAD_TIMEOUT_S)
+    if cancelled:
+        bound = min(bound, _timeout(env, CANCEL_UPLOAD_TIMEOUT_ENV, DEFAULT_CANCEL_UPLOAD_TIMEOUT_S))
+    return bound
+
+
+_abandoned = threading.Event()
+
+
+def upload_abandoned() -> bool:
+    """An upload ran out of time and its threads still run: the process must end with ``os._exit``."""
+    return _abandoned.is_set()
+
+
+def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
+    """Run ``upload`` for at most ``timeout`` seconds; past it, ``StorageError`` (exit 4).
+
+    The transfer runs in a daemon thread, so an endpoint that stops answering cannot hold the
+    process: the run reports the timeout and exits, and the thread ends with it.
+    """
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            upload()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(e)
+
+    worker = threading.Thread(target=target, name="synapse-output-upload", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        _abandoned.set()
+        raise StorageError(
+            f"uploading the output to {uri} did not finish within {timeout:g} s",
+            details={"uri": uri, "timeout_s": timeout, "cause": "timeout"},
+            hint=f"check the endpoint, or raise {UPLOAD_TIMEOUT_ENV} (and {CANCEL_UPLOAD_TIMEOUT_ENV} below the pod's "
+            "terminationGracePeriodSeconds); result.json is on the output volume",
+        )
+    if failure:
+        raise failure[0]
+
+
 def termination_summary(record: dict[str, Any], limit: int = TERMINATION_LIMIT) -> str:
     """The record, shrunk until it fits: without the result, then with a shortened message."""
     summary = {k: record.get(k) for k in ("status", "exit_code", "job_id", "plugin", "action", "duration_s")}
+    if record.get("upload"):  # "in progress": written before the upload, so a SIGKILL during it keeps this
+        summary["upload"] = record["upload"]
     error = record.get("error")
     if error:
         summary["error_type"] = error.get("error_type")
@@ -107,4 +232,15 @@ def write_termination_log(record: dict[str, Any], redact: Redactor, path: str | 
         return False
 
 
-__all__ = ["prepare_output_dir", "termination_summary", "write_atomic", "write_result", "write_termination_log"]
+__all__ = [
+    "emit_result",
+    "prepare_output_dir",
+    "result_event",
+    "termination_summary",
+    "upload_abandoned",
+    "upload_timeout",
+    "upload_within",
+    "write_atomic",
+    "write_result",
+    "write_termination_log",
+]

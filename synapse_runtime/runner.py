@@ -378,18 +378,19 @@ class Run:
 
         spec = None
         if any(data.get(k) for k in ("SYNAPSE_SHARD_COUNT", "SYNAPSE_SHARD_INDEX", "JOB_COMPLETION_INDEX")):
-            from .sharding import apply_shard, shard_from_env
+            from .sharding import enter_shard_dir, shard_from_env, split_for_shard
 
             spec = shard_from_env(data)
             if spec is not None:
                 # Each shard owns its directory, so shards sharing one volume never clash, and a
-                # shard's own failure is reported there, where `merge` looks for it.
+                # shard's own failure is reported there, where `merge` looks for it. An earlier
+                # run's files there are removed first: the merge must never see them as this run's.
                 st.output_dir = prepare_output_dir(st.output_dir / spec.name)
-                st.shard = {"index": spec.index, "count": spec.count}
+                st.shard = enter_shard_dir(st.output_dir, spec, data)
         raw_params = resolve_params(opts.params, data).value
         shard_info = None
         if spec is not None:
-            raw_params, shard_info = apply_shard(raw_params, spec, data.get("SYNAPSE_SHARD_KEY") or "inputs")
+            raw_params, shard_info = split_for_shard(raw_params, spec, data)
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
@@ -422,7 +423,9 @@ class Run:
         if shard_info is not None:
             st.result["shard"] = shard_info
         writer.flush_progress()
-        writer.emit("result", {"result": st.result})
+        from .outputs import emit_result
+
+        emit_result(writer, st.result, st.output_dir, self.reporter)  # one short line; the whole in result.json
         st.status, st.exit_code = "succeeded", int(ExitCode.SUCCEEDED)
 
     def _fetch_checkpoint(self, data: Mapping[str, str]) -> dict[str, Any] | None:
@@ -540,13 +543,18 @@ class Run:
             return record
         uri = self.env_data.get("SYNAPSE_OUTPUT_URI")
         if uri:
+            from .outputs import upload_timeout, upload_within, write_termination_log
+
+            # The outcome first: a SIGKILL during the upload (the grace period's end) keeps it.
+            write_termination_log({**record, "upload": "in progress"}, redactor)
             try:
                 from .storage import upload_dir
 
                 def progress(u: str, done: int, total: int | None, cached: bool) -> None:
                     writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
 
-                upload_dir(st.output_dir, uri, progress=progress)
+                upload_within(lambda: upload_dir(st.output_dir, uri, progress=progress), uri,
+                              upload_timeout(os.environ, cancelled=st.status == "cancelled"))
             except PluginError as e:
                 fields = _error_fields(e, redactor)
                 writer.emit("error", fields)

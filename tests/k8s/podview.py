@@ -1,12 +1,13 @@
 """Run the runtime image with the pod's view a deploy/k8s manifest gives it, under plain `docker run`.
 
 What the kubelet would do for the Job's pod template, read from the manifest itself:
-  env                  values with $(VAR) expanded as Kubernetes does; fieldRef labels['job-name'] -> the job name
+  env                  values with $(VAR) expanded as Kubernetes does; fieldRef labels['job-name'] -> the job name,
+                       labels['batch.kubernetes.io/controller-uid'] -> a uid per job name (job_uid)
   configMap / secret   a directory laid out as the kubelet projects one (`..data` -> a timestamped dir,
                        one symlink per key), mounted read-only where the manifest mounts it; secret
                        files root:<fsGroup> 0440 as defaultMode and fsGroup make them
   persistentVolumeClaim  a host directory (or a Docker volume) per claim, shared by every container
-  emptyDir             a tmpfs
+  emptyDir             a tmpfs (group fsGroup)
   securityContext      --user runAsUser:runAsGroup, --group-add fsGroup, --read-only, --cap-drop ALL,
                        no-new-privileges
   terminationMessagePath  a host file bind-mounted there (the kubelet creates it world-writable)
@@ -71,6 +72,12 @@ def _bytes(quantity: str) -> int:
     return int(m.group(1)) * _QUANTITY.get(m.group(2), 1)
 
 
+def job_uid(job_name: str) -> str:
+    """The uid Kubernetes would give this session's Job of that name (pods see it in the controller-uid
+    label); a test that runs a Job "again" passes another SYNAPSE_RUN_ID."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"synapse-runtime-test/{SESSION}/{job_name}"))
+
+
 def expand_env(container: dict, job_name: str, overrides: dict[str, str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for e in container.get("env") or []:
@@ -78,6 +85,8 @@ def expand_env(container: dict, job_name: str, overrides: dict[str, str]) -> dic
             env[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), str(e["value"]))
         elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.labels['job-name']":
             env[e["name"]] = job_name
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.labels['batch.kubernetes.io/controller-uid']":
+            env[e["name"]] = job_uid(job_name)
         else:
             raise AssertionError(f"env {e['name']}: no stand-in for {e.get('valueFrom')}")
     for k, v in overrides.items():
@@ -194,7 +203,10 @@ class PodFactory:
             elif "persistentVolumeClaim" in vol:
                 args += ["-v", f"{self.claims[vol['persistentVolumeClaim']['claimName']]}:{path}{ro}"]
             elif "emptyDir" in vol:
-                args += ["--tmpfs", f"{path}:rw,exec,mode=1777,size=512m"]
+                # At an image VOLUME path (/mnt/output) Docker gives the tmpfs the image directory's mode
+                # (0775 root): group fsGroup makes it writable, as the kubelet's emptyDir is.
+                owner = f",gid={psc['fsGroup']}" if psc.get("fsGroup") is not None else ""
+                args += ["--tmpfs", f"{path}:rw,exec,mode=1777,size=512m{owner}"]
             else:
                 raise AssertionError(f"volume {m['name']}: no stand-in")
         log = here / "termination-log"

@@ -7,7 +7,12 @@ give it (tests/k8s/podview.py reads them from the manifests).
   `synapse-runtime merge` (the merge Job's pod) gives the result of one unsharded container, item for item;
 * a shard SIGKILLed mid-run leaves the set unmergeable (exit 2, the shard named) until the rerun-shard
   Job's pod runs it alone; then the set merges to the same result;
-* SIGTERM with the manifest's grace period: rollback, result.json `cancelled`, termination message, 143.
+* the Indexed Job run again under the same name (a new Job uid) with one pod lost before it started:
+  that shard's directory still holds the previous run's result, and the merge refuses it as another
+  run's until the rerun (with this run's id) replaces it;
+* SIGTERM with the manifest's grace period: rollback, result.json `cancelled`, termination message, 143;
+* the output-uri overlay's pod SIGKILLed while its upload hangs on an endpoint that never answers: the
+  termination message is there (written before the upload).
 
 Skipped without Docker unless CI is set (then it fails). Needs the image (`make image`, or
 $SYNAPSE_TEST_IMAGE). Every container and volume carries the label synapse-runtime-test=1 and is removed.
@@ -21,15 +26,17 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from synapse_runtime.sharding import ShardSpec, merge_results, shard_range
+from synapse_runtime.merge import merge_results
+from synapse_runtime.sharding import ShardSpec, params_digest, shard_range
 
-from .podview import IMAGE, PodFactory, docker, docker_available, load_manifest
+from .podview import IMAGE, PodFactory, docker, docker_available, job_uid, load_manifest
 
 pytestmark = pytest.mark.docker
 
@@ -155,7 +162,7 @@ def reference(cluster: PodFactory, checkpoint: Path, shard_params: str) -> dict:
     return doc
 
 
-def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str) -> list:  # type: ignore[type-arg]
+def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str, run_id: str | None = None) -> list:  # type: ignore[type-arg]
     manifest = load_manifest(DEPLOY / "sharded" / "indexed-job.yaml")
     assert manifest["spec"]["completions"] == SHARDS == int(
         next(e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "SYNAPSE_SHARD_COUNT")
@@ -166,7 +173,8 @@ def _indexed_pods(cluster: PodFactory, shard_params: str, job_name: str) -> list
             job_name=job_name,
             configmaps={"synapse-shard-params": {"params.json": shard_params}},
             secrets=_secrets(),
-            env={"JOB_COMPLETION_INDEX": str(i)},  # what Kubernetes adds to pod i of an Indexed Job
+            # what Kubernetes adds to pod i of an Indexed Job (and, for a Job created again, its new uid)
+            env={"JOB_COMPLETION_INDEX": str(i), **({"SYNAPSE_RUN_ID": run_id} if run_id else {})},
             pod_suffix=str(i),
         )
         for i in range(SHARDS)
@@ -219,7 +227,10 @@ def test_indexed_run_merges_to_the_unsharded_result(cluster: PodFactory, referen
         spec = ShardSpec(i, SHARDS)
         doc = json.loads((out / spec.name / "result.json").read_text())
         rng = shard_range(N_INPUTS, spec)
-        assert doc["result"]["shard"] == {"index": i, "count": SHARDS, "key": "inputs", "start": rng.start, "stop": rng.stop, "total": N_INPUTS}
+        assert doc["result"]["shard"] == {"index": i, "count": SHARDS, "key": "inputs", "start": rng.start, "stop": rng.stop,
+                                          "total": N_INPUTS, "run_id": p.env["SYNAPSE_RUN_ID"],
+                                          "params_sha256": params_digest(json.loads(shard_params))}
+        assert p.env["SYNAPSE_RUN_ID"] == job_uid(job)  # the controller-uid label, as the manifest maps it
         assert doc["result"]["processed_count"] == len(rng) == 15
         assert doc["job_id"] == job
         message = p.termination_message()
@@ -278,7 +289,8 @@ def test_killed_shard_rerun_alone_completes_the_set(cluster: PodFactory, referen
         rerun,
         configmaps={"synapse-shard-params": {"params.json": shard_params}},
         secrets=_secrets(),
-        env={"SYNAPSE_SHARD_INDEX": str(victim)},  # the documented substitution of __SHARD_INDEX__
+        # the documented substitutions of __SHARD_INDEX__ and __RUN_ID__ (the Indexed Job's uid)
+        env={"SYNAPSE_SHARD_INDEX": str(victim), "SYNAPSE_RUN_ID": pods[0].env["SYNAPSE_RUN_ID"]},
         pod_suffix="rerun",
     )
     _assert_clean(pod, _run(pod))
@@ -321,3 +333,82 @@ def test_sigterm_within_the_grace_period(cluster: PodFactory) -> None:
     assert not list(out.glob("*.marker")), "the steps that ran were rolled back"
     message = pod.termination_message()
     assert message["status"] == "cancelled" and message["exit_code"] == 143
+
+
+def test_rerun_of_the_job_never_merges_a_stale_shard(cluster: PodFactory, reference: dict, shard_params: str) -> None:
+    """Issue 14 item 1 with the pods themselves: the Indexed Job created again under its fixed name (a new
+    uid), shard 2's pod lost before the runtime started. Its directory holds the previous run's succeeded
+    result; the merge Job's pod refuses it as another run's, and merges once the rerun (this run's id) ran."""
+    job = "synapse-digits-infer-sharded"
+    out = Path(cluster.claims["synapse-output"]) / "runs" / job
+    previous = json.loads((out / ShardSpec(2, SHARDS).name / "result.json").read_text())
+    assert previous["status"] == "succeeded", "the previous run left a good shard 2"
+    run_id = "7a0c9a52-0000-4000-8000-00000000a002"
+    pods = _indexed_pods(cluster, shard_params, job, run_id=run_id)
+    started = [p for i, p in enumerate(pods) if i != 2]
+    docker("start", *[p.name for p in started])
+    for p in started:
+        _assert_clean(p, p.wait())
+    code, logs = _merge_in_pod(cluster, job)
+    assert code == 2, logs[-3000:]
+    assert ShardSpec(2, SHARDS).name in logs and "run" in logs
+    rerun = load_manifest(DEPLOY / "rerun-shard" / "job.yaml")
+    pod = cluster.create(
+        rerun,
+        configmaps={"synapse-shard-params": {"params.json": shard_params}},
+        secrets=_secrets(),
+        env={"SYNAPSE_SHARD_INDEX": "2", "SYNAPSE_RUN_ID": run_id},
+        pod_suffix="rerun2",
+    )
+    _assert_clean(pod, _run(pod))
+    code, logs = _merge_in_pod(cluster, job)
+    assert code == 0, logs[-3000:]
+    assert json.loads((out / "result.json").read_text())["result"]["run_id"] == run_id
+    _same_as_reference(out, reference)
+
+
+SILENT_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 9000)); s.listen(16)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c); print("connected", flush=True)
+"""
+
+
+def test_termination_message_survives_sigkill_mid_upload(cluster: PodFactory, workdir: Path) -> None:
+    """Issue 14 item 5 with the overlay's own pod: the upload hangs (an endpoint that accepts and never
+    answers), the kubelet's SIGKILL comes at the end of the grace period; the termination message, written
+    before the upload, says how the action ended."""
+    from .manifests import KUBECTL, kustomize
+
+    if KUBECTL is None:
+        pytest.skip("kubectl not on PATH (the overlay is a kustomize build)")
+    objs = kustomize(DEPLOY / "overlays" / "output-uri")
+    manifest = next(o for o in objs if o["kind"] == "Job")
+    configmap = next(o for o in objs if o["kind"] == "ConfigMap")
+    silent = f"k8s-silent-s3-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", silent, "--label", "synapse-runtime-test=1", "--entrypoint", "/opt/synapse/venv/bin/python3",
+           IMAGE, "-c", SILENT_SERVER)
+    cluster.containers.append(silent)  # removed with the rest
+    ip = docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", silent).stdout.strip()
+    assert ip, "the stand-in endpoint has no address on the default bridge"
+    pod = cluster.create(
+        manifest,
+        job_name="synapse-text-upload",
+        configmaps={configmap["metadata"]["name"]: {"params.json": json.dumps({"titles": ["Hello World"]})}},
+        secrets=_secrets(),
+        env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools", "SYNAPSE_ACTION": "slugify",
+             "AWS_ENDPOINT_URL": f"http://{ip}:9000", "SYNAPSE_UPLOAD_TIMEOUT": "600"},
+    )
+    pod.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "connected" not in docker("logs", silent, check=False).stdout:
+        time.sleep(0.1)
+    assert "connected" in docker("logs", silent).stdout, f"the upload never started: {pod.logs()[-2000:]}"
+    docker("kill", "-s", "KILL", pod.name)
+    assert pod.wait() == 137
+    message = pod.termination_message()
+    assert message is not None, "no termination message after a SIGKILL mid-upload"
+    assert message["status"] == "succeeded" and message["exit_code"] == 0 and message["upload"] == "in progress"
+    assert SECRET_VALUE not in pod.termination_log.read_text()

@@ -24,7 +24,7 @@ class InferParams(BaseModel):
     model_id: int | str | None = None
     model_path: str | None = None
     inputs: list[list[float]] | None = Field(None, description="8x8 images as 64 grey levels (0-16)")
-    samples: int = Field(20, ge=1, le=2000, description="without inputs: this many held-out digits")
+    samples: int = Field(20, ge=1, le=2000, description="without inputs (absent or null): this many held-out digits")
     batch_size: int = Field(8, ge=1)
 
     @model_validator(mode="after")
@@ -67,7 +67,7 @@ class PreprocessStep(BaseStep[InferenceContext]):
 
     def execute(self, context: InferenceContext) -> StepResult:
         params = context.params
-        if params.get("inputs"):
+        if params.get("inputs") is not None:  # [] is an empty shard's slice: nothing to predict
             context.requests = [{"pixels": row, "label": None} for row in params["inputs"]]
         else:
             _, _, x_val, y_val = load_split()
