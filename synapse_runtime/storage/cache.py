@@ -248,17 +248,29 @@ class Cache:
             if not lock.acquire(blocking=False):
                 continue  # someone is working on it
             try:
-                path = self.tmp / name
-                if not self._same_kernel(name) and time.time() - newest_mtime(path) < self.st.stale_seconds:
-                    continue  # maybe another node's live work
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed += 1
+                removed += self._remove_if_dead(name)
             finally:
                 lock.release()
         return removed
+
+    def clean_key_tmp(self, key: str) -> int:
+        """Remove the temp items of ``key`` whose owner is gone; the caller holds the key's lock."""
+        try:
+            names = [n for n in os.listdir(self.tmp) if n.startswith(key + ".")]
+        except OSError:
+            return 0
+        return sum(self._remove_if_dead(name) for name in names)
+
+    def _remove_if_dead(self, name: str) -> int:
+        """With the key lock free or ours: remove a temp of this kernel, or one untouched for long."""
+        path = self.tmp / name
+        if not self._same_kernel(name) and time.time() - newest_mtime(path) < self.st.stale_seconds:
+            return 0  # maybe another node's live work, under a lock this node cannot see
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return 1
 
     def max_bytes(self) -> int:
         """SYNAPSE_CACHE_MAX_BYTES, else min(half the cache filesystem, DEFAULT_MAX_BYTES_CEILING)."""

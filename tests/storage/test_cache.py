@@ -166,3 +166,24 @@ def test_crash_mid_download_leaves_nothing_complete(s3, bucket: str, cache_dir: 
     assert cache_state(cache_dir)[0] == []  # nothing looks complete
     r = fetch(f"s3://{bucket}/k.bin", cache_dir=cache_dir)
     assert r.path.read_bytes() == data and cache_state(cache_dir)[1] == []
+
+
+def test_download_keeps_another_nodes_temp_of_the_same_key(s3, bucket: str, cache_dir: Path) -> None:
+    """After producing an entry, its producer sweeps that key's temps: this kernel's leftovers go,
+    a fresh temp of another node (whose lock this node may not see) stays."""
+    from synapse_runtime.storage.cache import kernel_id
+
+    s3.put_object(Bucket=bucket, Key="m", Body=b"m" * 1000)
+    key = Path(fetch(f"s3://{bucket}/m", cache_dir=cache_dir).path).parent.name
+    cache = Cache.open(cache_dir, Settings.from_env())
+    with cache.lock(key):
+        cache.discard(key)  # so that the next fetch downloads again, under the key's lock
+    ours = cache.tmp / f"{key}.dl.crashed-{kernel_id()}-99999.abcd"
+    theirs = cache.tmp / f"{key}.dl.other_node-0123456789ab-7.abcd"
+    for item in (ours, theirs):
+        item.mkdir()
+        (item / "m").write_bytes(b"partial")
+    r = fetch(f"s3://{bucket}/m", cache_dir=cache_dir)
+    assert r.path.read_bytes() == b"m" * 1000 and r.bytes == 1000
+    assert not ours.exists() and theirs.exists()
+    assert cache_state(cache_dir)[1] == [theirs.name]
