@@ -55,7 +55,7 @@ _segment = st.lists(_piece, max_size=8).map("".join)
 
 @st.composite
 def _uris(draw: st.DrawFn) -> str:
-    scheme = draw(st.sampled_from(["http://", "https://", "HTTPS://", "s3://", "S3://"]))
+    scheme = draw(st.sampled_from(["http://", "https://", "HTTPS://", "s3://", "S3://", "file://", ""]))
     host = draw(st.sampled_from(["127.0.0.1:9", "bucket", "h.example", "b..", "x%2F.."]))
     segments = draw(st.lists(_segment, max_size=5))
     tail = draw(st.sampled_from(["", "/", "?X-Amz-Signature=s%2F..", "#..%2F", "/..", "/%2E%2E/"]))
