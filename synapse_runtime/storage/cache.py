@@ -4,15 +4,16 @@ Layout under the cache root (docs/storage.md)::
 
     objects/<key>/meta.json      one complete entry, renamed into place whole
     objects/<key>/<name>         the file, or the directory (prefix, extracted archive)
-    tmp/<key>.<what>.<host>-<pid>.<rand> work in progress; only ever written under locks/<key>.lock
+    tmp/<key>.<what>.<host>-<boot>-<pid>.<rand> work in progress; only ever written under locks/<key>.lock
     locks/<key>.lock             exclusive while an entry is produced (download once); heartbeated
     locks/<key>.pin              shared by every process using the entry; blocks its eviction
 
 An entry exists only once ``rename(tmp/..., objects/<key>)`` happened, after its bytes and
 meta.json were fsynced, so a crash at any moment leaves either a complete entry or garbage in
-``tmp/`` that a later writer removes: at once when its owner provably died (same host, pid gone),
-otherwise only once it is unlocked *and* untouched for ``SYNAPSE_CACHE_STALE_SECONDS``, because on
-a shared volume another node's live download may hold a lock this node cannot see.
+``tmp/`` that a later writer removes: at once when its key lock is free and its owner ran on this
+kernel (flock is authoritative there), otherwise only once it is unlocked *and* untouched for
+``SYNAPSE_CACHE_STALE_SECONDS``, because on a shared volume another node's live download may hold a
+lock this node cannot see (node-local locks).
 """
 
 from __future__ import annotations
@@ -38,23 +39,24 @@ _PINS: dict[str, FileLock] = {}  # pin file path -> shared lock held for the lif
 DEFAULT_MAX_BYTES_CEILING = 256 * 1024**3
 
 
-def owner_token() -> str:
-    """``<host>-<pid>`` for temp names: tells this process's temps (and provably dead ones) apart.
+def kernel_id() -> str:
+    """12 hex digits of this kernel's boot id: the same in every container of a node, and only there.
 
-    In Kubernetes the host name is the pod name, so two pods on one node never share a token.
+    Temps of this kernel can be judged by their lock alone (flock always works within one kernel);
+    temps of another (another node, or a sandboxed runtime such as gVisor) cannot.
     """
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: exists, owned by someone else
-        return True
-    return True
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = re.sub(r"[^0-9a-f]", "", fh.read().lower())[:12]
+    except OSError:
+        boot = ""
+    return boot or "unknown"
+
+
+def owner_token() -> str:
+    """``<host>-<boot>-<pid>`` for temp names: which kernel wrote a temp (and, for people, which pod)."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{kernel_id()}-{os.getpid()}"
 
 
 def newest_mtime(path: Path) -> float:
@@ -216,22 +218,22 @@ class Cache:
             shutil.rmtree(grave, ignore_errors=True)
 
     # ---- housekeeping --------------------------------------------------------------------
-    def _provably_dead(self, name: str) -> bool:
-        """The temp's owner was a process of this host (pod) that no longer exists."""
+    @staticmethod
+    def _same_kernel(name: str) -> bool:
+        """The temp was written on this kernel, so a free key lock proves its owner stopped working."""
         parts = name.split(".")
         if len(parts) != 4:
             return False  # an older layout, or not ours: judged by age only
-        host, _, pid = parts[2].rpartition("-")
-        me_host = owner_token().rpartition("-")[0]
-        return host == me_host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+        fields = parts[2].rsplit("-", 2)
+        return len(fields) == 3 and fields[1] != "unknown" and fields[1] == kernel_id()
 
     def clean_stale(self) -> int:
         """Remove temp items whose owner is gone; returns how many.
 
-        Gone means: its key lock is free, and either its owner was a process of this host that has
-        exited, or nothing below it changed for ``stale_seconds`` (SYNAPSE_CACHE_STALE_SECONDS).  A
-        free lock alone is not proof on a shared volume: node-local locks (NFS ``local_lock``,
-        gcsfuse) do not show another node's download, whose files keep changing.
+        Gone means: its key lock is free (temps are only written under it), and either it was written
+        on this kernel, or nothing below it changed for ``stale_seconds`` (SYNAPSE_CACHE_STALE_SECONDS).
+        A free lock alone is no proof for another node's temp: node-local locks (NFS ``local_lock``,
+        gcsfuse) do not show its download, whose files keep changing.
         """
         removed = 0
         try:
@@ -246,17 +248,29 @@ class Cache:
             if not lock.acquire(blocking=False):
                 continue  # someone is working on it
             try:
-                path = self.tmp / name
-                if not self._provably_dead(name) and time.time() - newest_mtime(path) < self.st.stale_seconds:
-                    continue  # maybe another node's live work
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed += 1
+                removed += self._remove_if_dead(name)
             finally:
                 lock.release()
         return removed
+
+    def clean_key_tmp(self, key: str) -> int:
+        """Remove the temp items of ``key`` whose owner is gone; the caller holds the key's lock."""
+        try:
+            names = [n for n in os.listdir(self.tmp) if n.startswith(key + ".")]
+        except OSError:
+            return 0
+        return sum(self._remove_if_dead(name) for name in names)
+
+    def _remove_if_dead(self, name: str) -> int:
+        """With the key lock free or ours: remove a temp of this kernel, or one untouched for long."""
+        path = self.tmp / name
+        if not self._same_kernel(name) and time.time() - newest_mtime(path) < self.st.stale_seconds:
+            return 0  # maybe another node's live work, under a lock this node cannot see
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return 1
 
     def max_bytes(self) -> int:
         """SYNAPSE_CACHE_MAX_BYTES, else min(half the cache filesystem, DEFAULT_MAX_BYTES_CEILING)."""

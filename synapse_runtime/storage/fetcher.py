@@ -355,15 +355,8 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
 
 
 def _clean_tmp(cache: Cache, key: str) -> None:
-    """Remove this key's temp items; only called while holding the key's lock."""
-    try:
-        names = os.listdir(cache.tmp)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(key + "."):
-            path = cache.tmp / name
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    """Remove this key's temp items; only called while holding the key's lock (rules: Cache.clean_key_tmp)."""
+    cache.clean_key_tmp(key)
 
 
 def _check_hit_sha256(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, key: str, xkey: str | None,

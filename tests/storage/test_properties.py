@@ -18,16 +18,13 @@ import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
+from hypothesis import HealthCheck, given, settings  # the test extra has it: never skipped silently
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from synapse_runtime.errors import ArchiveError, InvalidURIError  # noqa: E402
-from synapse_runtime.storage import archive as arc  # noqa: E402
-from synapse_runtime.storage.names import MAX_NAME_BYTES, safe_name  # noqa: E402
-from synapse_runtime.storage.uri import parse  # noqa: E402
+from synapse_runtime.errors import ArchiveError, InvalidURIError
+from synapse_runtime.storage import archive as arc
+from synapse_runtime.storage.names import MAX_NAME_BYTES, safe_name
+from synapse_runtime.storage.uri import parse
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 CI_EXAMPLES = 300
@@ -58,7 +55,7 @@ _segment = st.lists(_piece, max_size=8).map("".join)
 
 @st.composite
 def _uris(draw: st.DrawFn) -> str:
-    scheme = draw(st.sampled_from(["http://", "https://", "HTTPS://", "s3://", "S3://"]))
+    scheme = draw(st.sampled_from(["http://", "https://", "HTTPS://", "s3://", "S3://", "file://", ""]))
     host = draw(st.sampled_from(["127.0.0.1:9", "bucket", "h.example", "b..", "x%2F.."]))
     segments = draw(st.lists(_segment, max_size=5))
     tail = draw(st.sampled_from(["", "/", "?X-Amz-Signature=s%2F..", "#..%2F", "/..", "/%2E%2E/"]))
