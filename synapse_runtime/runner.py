@@ -13,14 +13,14 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from . import __version__, knobs
-from .errors import Cancelled, ExitCode, PluginError, ValidationError, exit_code_for
+from .errors import Cancelled, ExitCode, PluginError, ValidationError
 from .events import EventWriter, Redactor, secret_values
+from .failures import error_fields
 from .inputs import (
     Environment,
     collect_env,
@@ -98,76 +98,6 @@ def _result_value(value: Any) -> Any:
     if not isinstance(value, dict):
         value = {"result": value}
     return to_jsonable(value)
-
-
-def _error_fields(exc: BaseException, redact: Redactor) -> dict[str, Any]:
-    code = int(exit_code_for(exc))
-    if isinstance(exc, Cancelled):
-        name = "SIGINT" if exc.signum == signal.SIGINT else "SIGTERM"
-        return {"code": code, "error_type": "Cancelled", "message": f"run cancelled by {name}", "details": {"signal": name}}
-    if isinstance(exc, PluginError):
-        fields = {"code": code, "error_type": exc.error_type, "message": exc.message or exc.error_type,
-                  "details": to_jsonable(exc.details), "hint": exc.hint}
-        cause = getattr(exc, "cause", None) or exc.__cause__
-        if cause is not None and not isinstance(cause, PluginError):
-            fields["traceback"] = redact("".join(traceback.format_exception(cause)))
-        return fields
-    # User code raised: the message says what, the traceback says where.
-    cause = getattr(exc, "cause", None)
-    where = _user_frame(cause if cause is not None else exc)
-    location = f"{where.filename}:{where.lineno} in {where.name}" if where else None
-    return {
-        "code": code,
-        "error_type": type(exc).__name__,
-        "message": _message(exc),
-        "details": {"location": location},
-        "hint": None,
-        "traceback": redact("".join(traceback.format_exception(exc))),
-    }
-
-
-def _no_space(exc: BaseException) -> bool:
-    """ENOSPC or EDQUOT anywhere in the exception's cause chain."""
-    import errno
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return False
-
-
-def _free_bytes(path: Path) -> int | None:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
-
-
-def _message(exc: BaseException) -> str:
-    from .steps import StepFailedError
-
-    if isinstance(exc, StepFailedError):
-        return str(exc)  # already says which step and why
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the plugin's own code (not ours, not the stdlib, not a library)."""
-    import sysconfig
-
-    stdlib = sysconfig.get_paths()["stdlib"]
-    frames = traceback.extract_tb(exc.__traceback__)
-    for f in reversed(frames):
-        name = f.filename
-        if "synapse_runtime" in name or "site-packages" in name or name.startswith(stdlib) or name.startswith("<"):
-            continue
-        return f
-    return frames[-1] if frames else None
 
 
 def _execute(resolved: Any, params: Any, ctx: Any) -> Any:
@@ -480,15 +410,7 @@ class Run:
     def _fail(self, exc: BaseException, redactor: Redactor) -> None:
         st, writer = self.state, self.writer
         assert writer is not None
-        fields = _error_fields(exc, redactor)
-        if not fields.get("hint") and st.output_dir is not None and _no_space(exc):
-            # "[Errno 28] No space left on device" from a write names no file: say where the
-            # action's output goes and how full it is (the usual culprit of a full disk).
-            free = _free_bytes(st.output_dir)
-            fields["details"] = {**(fields.get("details") or {}), "output_dir": str(st.output_dir),
-                                 "output_free_bytes": free}
-            fields["hint"] = (f"a filesystem is full; the output directory {st.output_dir} has "
-                              f"{'?' if free is None else free} bytes free: free space there or mount a larger volume")
+        fields = error_fields(exc, redactor, st.output_dir)
         st.exit_code = fields["code"]
         st.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
         st.error = {"error_type": fields["error_type"], "message": fields["message"], "details": fields["details"]}
@@ -556,7 +478,7 @@ class Run:
                 upload_within(lambda: upload_dir(st.output_dir, uri, progress=progress), uri,
                               upload_timeout(os.environ, cancelled=st.status == "cancelled"))
             except PluginError as e:
-                fields = _error_fields(e, redactor)
+                fields = error_fields(e, redactor)
                 writer.emit("error", fields)
                 if st.status == "succeeded":
                     st.status, st.exit_code = "failed", fields["code"]

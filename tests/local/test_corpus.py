@@ -47,7 +47,7 @@ CASES = sorted(p for p in CORPUS.iterdir() if (p / "case.json").is_file())
 #: dummy credentials for the storage cases (moto accepts anything); the secret must never be printed
 ACCESS_KEY = "AKIACORPUSDUMMYKEY"
 SECRET_KEY = "dummy-corpus-secret-not-real"
-register(SECRET_KEY)
+register(SECRET_KEY, "corpus-host-password", "corpus-token-not-real")  # 71-backend-host-with-password
 
 MiB = 1024 * 1024
 
