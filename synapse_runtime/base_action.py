@@ -30,14 +30,16 @@ def _field_errors(exc: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validate_params(model: Any, data: Any, *, what: str = "params") -> Any:
-    """Validate ``data`` with a pydantic model; failures become our ValidationError (exit 2)."""
+def validate_params(model: Any, data: Any, *, what: str = "params", context: Any = None) -> Any:
+    """Validate ``data`` with a pydantic model; failures become our ValidationError (exit 2).
+
+    ``context`` is pydantic's validation context (upstream passes ``{'client': ...}``)."""
     if model is None:
         return data
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data)
+        return model.model_validate(data) if context is None else model.model_validate(data, context=context)
     except Exception as exc:
         if not hasattr(exc, "errors"):
             raise
@@ -52,8 +54,8 @@ def validate_params(model: Any, data: Any, *, what: str = "params") -> Any:
 
 def validate_result(model: Any, result: Any) -> Any:
     """Check a result against ``result_model`` (``NoResult``/None: anything goes)."""
-    if model is None or model is NoResult:
-        return result
+    if model is None or model is NoResult or not hasattr(model, "model_validate"):
+        return result  # NoResult, ours or upstream's: a marker, not a model
     if isinstance(result, model):
         return result
     try:

@@ -171,14 +171,10 @@ def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
 
 
 def _execute(resolved: Any, params: Any, ctx: Any) -> Any:
-    from .base_action import validate_result
+    """Run a resolved action with validated params (kept for callers; compat/modes.py decides how)."""
+    from .compat.modes import driver_for
 
-    target = resolved.target
-    if isinstance(target, type):
-        instance = target(params, ctx)
-        runner = getattr(instance, "run", None) or instance.execute
-        return validate_result(getattr(target, "result_model", None), runner())
-    return validate_result(getattr(target, "result_model", None), target(params, ctx))
+    return driver_for(resolved).execute(params, ctx)
 
 
 class Run:
@@ -375,29 +371,17 @@ class Run:
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
-        params = raw_params
-        if resolved.params_model is not None:
-            from .base_action import validate_params
+        # Our classes or upstream's (real synapse-sdk installed): compat/modes.py drives either.
+        from .compat.modes import driver_for
 
-            params = validate_params(resolved.params_model, raw_params)
+        driver = driver_for(resolved)
+        params = driver.validate(raw_params)
 
         checkpoint = self._fetch_checkpoint(data)
         client = self._backend(data, job_id)
-
-        from .context import RuntimeContext
-        from .env import PluginEnvironment
-        from .loggers import EventLogger
-
-        ctx = RuntimeContext(
-            logger=EventLogger(writer),
-            env=PluginEnvironment(data),
-            job_id=job_id,
-            client=client,
-            checkpoint=checkpoint,
-            language=data.get("SYNAPSE_LANGUAGE"),
-            output_dir=st.output_dir,
-        )
-        value = _execute(resolved, params, ctx)
+        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
+                             checkpoint=checkpoint, output_dir=st.output_dir)
+        value = driver.execute(params, ctx)
         st.finalizing = True
         st.result = _result_value(value)
         if shard_info is not None:
