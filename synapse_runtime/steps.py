@@ -110,7 +110,10 @@ class BaseStepContext:
 class BaseStep(ABC, Generic[C]):
     """One unit of a workflow."""
 
-    progress_proportion: int = 0
+    @property
+    def progress_proportion(self) -> int:
+        """Share of the job's progress record (upstream's integer proportion; 0: none)."""
+        return 0
 
     @property
     @abstractmethod
