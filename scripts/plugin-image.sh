@@ -35,7 +35,8 @@ plugin="$(cd "$plugin" && pwd)"
 log() { echo "plugin-image: $*" >&2; }
 
 # 1. config.yaml, by the runner's loader and upstream's rules, before anything is fetched.
-read -r code version < <("$python" -m synapse_runtime.compat.check_plugin "$plugin")
+checked="$("$python" -m synapse_runtime.compat.check_plugin "$plugin")" || exit $?
+read -r code version <<<"$checked"
 tag="${tag:-$code:$version}"
 docker image inspect "$runtime" >/dev/null 2>&1 \
     || { log "the runtime image $runtime is not here: build it first (make image) or pass --runtime IMAGE"; exit 2; }
