@@ -4,6 +4,7 @@
 #   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
 #   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
 #   make test-sdk                   the plugin suites again with the real synapse-sdk (Python 3.12 venv, docs/compat.md)
+#   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
 #   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
 #   make images                     the runtime image and the S3 test server image
@@ -27,7 +28,7 @@ AIRGAP_PYTHON   ?= 3.13
 
 export IMAGE S3_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv sdk-venv upstream-wheel test-sdk quickstart test test-local base wheels image s3-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -79,6 +80,10 @@ upstream-wheel: build/upstream/synapse_sdk-$(SDK_VERSION)-py3-none-any.whl
 build/upstream/synapse_sdk-$(SDK_VERSION)-py3-none-any.whl: $(VENV)/.stamp-test+examples
 	$(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --python-version 3.12 \
 		--only-binary=:all: 'synapse-sdk==$(SDK_VERSION)' -d build/upstream
+
+plugin-image: $(VENV)/.stamp-test+examples ## a plugin's own image: make plugin-image PLUGIN=plugins/sdk-pipeline [TAG=...]
+	@test -n "$(PLUGIN)" || { echo "make plugin-image: say which plugin: PLUGIN=path/to/plugin" >&2; exit 2; }
+	RUNTIME_IMAGE=$(IMAGE) PYTHON=$(VENV)/bin/python scripts/plugin-image.sh "$(PLUGIN)" $(if $(TAG),-t $(TAG))
 
 test-sdk: sdk-venv ## the plugin suites (tests/compat, tests/local) with the real synapse-sdk installed
 	TESTCONTAINERS_RYUK_DISABLED=true $(SDK_VENV)/bin/python -m pytest -m 'not docker' $(SDK_TESTS) $(PYTEST_ARGS)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 PLUGIN = REPO / "plugins" / "sdk-pipeline"
 
