@@ -58,3 +58,38 @@ def test_build_rejects_a_config_upstream_would_reject(tmp_path, runtime_image: s
     proc = subprocess.run(["scripts/plugin-image.sh", str(bad)], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "RUNTIME_IMAGE": runtime_image}, timeout=120)
     assert proc.returncode == 2 and "data_type" in proc.stderr
+
+
+UPSTREAM_STYLE = REPO / "tests" / "compat" / "plugins" / "upstream-style"
+
+
+@pytest.fixture(params=["shim", "real"])
+def mode_image(request, runtime_image: str) -> tuple[str, str]:
+    """The runtime image (no synapse-sdk: shim mode) and the showcase's image (synapse-sdk installed:
+    real-package mode); both carry every example plugin."""
+    if request.param == "shim":
+        return "shim", runtime_image
+    return "real", request.getfixturevalue("plugin_image")
+
+
+def test_upstream_style_plugin_in_both_modes(mode_image: tuple[str, str], run_image) -> None:
+    mode, image = mode_image
+    env = {"SYNAPSE_PLUGIN_DIR": "/plugin"}
+    probe = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="probe", params={"text": "b a b"})
+    assert probe.exit_code == 0, probe.error or probe.stderr[-3000:]
+    assert probe.value["top"] == [["b", 2], ["a", 1]]
+    assert probe.value["ctx_module"] == ("synapse_sdk.plugins.context" if mode == "real" else "synapse_runtime.context")
+    failed = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="pipeline",
+                       params={"numbers": [2], "fail_at": "square"})
+    assert failed.exit_code == 1 and "Step 'square' failed" in failed.error["message"]
+    journal = (failed.output_dir / "journal.txt").read_text().splitlines()
+    assert journal[-3:] == ["rollback square", "rollback check", "rollback load"]
+    upload = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="upload", params={})
+    assert (upload.exit_code == 3) is (mode == "shim"), upload.error
+
+
+def test_text_tools_example_on_the_real_sdk(plugin_image: str, run_image) -> None:
+    r = run_image(image=plugin_image, plugin="text-tools", action="wordcount",
+                  env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools"}, params={"text": "a b a"})
+    assert r.exit_code == 0, r.error
+    assert r.value["words"] == 3 and r.value["top"][0] == {"word": "a", "count": 2}
