@@ -52,8 +52,16 @@ stamp="$( { cat "$reqs" 2>/dev/null || true; echo "python=$py"; ls "$plugin"/whe
 if [ -f "$wheels/.stamp" ] && [ "$(cat "$wheels/.stamp")" = "$stamp" ]; then
     log "wheelhouse $wheels is up to date"
 elif [ "$offline" = 1 ]; then
-    [ -f "$wheels/requirements.txt" ] || { : > "$wheels/requirements.txt"; }
-    log "--offline: using $wheels as it is (no download)"
+    # No index here: a wheelhouse brought from a connected host, else the plugin's own wheels/.
+    if [ ! -f "$wheels/requirements.txt" ]; then
+        if [ -s "$reqs" ] && [ ! -d "$plugin/wheels" ]; then
+            log "--offline: no wheelhouse at $wheels and no $plugin/wheels: bring build/plugin-wheels/$code/ from a connected host"
+            exit 2
+        fi
+        cp "$plugin"/wheels/*.whl "$wheels/" 2>/dev/null || true
+        if [ -s "$reqs" ]; then cp "$reqs" "$wheels/requirements.txt"; else : > "$wheels/requirements.txt"; fi
+    fi
+    log "--offline: installing from $wheels as it is (no download)"
 else
     uv="${UV:-$(command -v uv || true)}"
     if [ -z "$uv" ]; then
