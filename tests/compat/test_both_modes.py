@@ -7,6 +7,13 @@ docs/compat.md lists a deliberate difference (the result rule, the class that ra
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from .conftest import COMPAT_PLUGINS, MODE
@@ -102,3 +109,30 @@ def test_upstreams_rendered_test_template(run_cli, tmp_path) -> None:
     assert r.value["python_version"].count(".") == 2 and "cuda_available" in r.value
     infos = [m["message"] for m in r.of_type("message")]
     assert any(m.startswith("python_version: ") for m in infos)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_cancels_the_run_in_this_mode(tmp_path, sig: int, code: int) -> None:
+    out = tmp_path / "out"
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"seconds": 60}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synapse_runtime", "run", "--plugin", str(PLUGIN), "--action", "nap",
+         "--params", str(params), "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, "SYNAPSE_ENV_DIR": "", "SYNAPSE_SECRET_DIR": ""})
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:  # wait until the action is running
+            if '"napping"' in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code
+    end = json.loads(rest.strip().splitlines()[-1])
+    assert end["type"] == "end" and end["status"] == "cancelled"
+    assert json.loads((out / "result.json").read_text())["status"] == "cancelled"

@@ -65,3 +65,18 @@ class LooseResult(BaseAction[WordsParams]):
 
     def execute(self) -> dict:
         return {"count": len(self.params.text.split())}
+
+
+class NapParams(BaseModel):
+    seconds: float = Field(30, gt=0, le=120)
+
+
+class Nap(BaseAction[NapParams]):
+    """Waits, so a test can cancel it mid-run."""
+
+    def execute(self) -> dict:
+        import time
+
+        self.log_message("napping")
+        time.sleep(self.params.seconds)
+        return {"slept": self.params.seconds}
