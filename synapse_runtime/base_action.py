@@ -107,7 +107,9 @@ class BaseAction(ABC, Generic[P]):
     @classmethod
     def dispatch(cls, params: Mapping[str, Any] | Any, ctx: RuntimeContext) -> Any:
         """Validate raw params, instantiate and run: upstream's executor entry point."""
-        validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params)
+        # As upstream: the backend client is in pydantic's validation context for validators that need it.
+        validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params,
+                                    context={"client": getattr(ctx, "client", None)})
         return validate_result(cls.result_model, cls(validated, ctx).run())
 
     @property

@@ -44,7 +44,8 @@ def is_upstream_action(target: Any) -> bool:
         from synapse_sdk.plugins.action import BaseAction
 
         return issubclass(target, BaseAction)
-    return bool(getattr(target, "_is_action", False))
+    # Our @action sets upstream's marks too, and ``is_synapse_action`` besides: that one is ours.
+    return bool(getattr(target, "_is_action", False)) and not getattr(target, "is_synapse_action", False)
 
 
 def upstream_params_model(target: Any) -> Any:

@@ -89,6 +89,29 @@ def test_action_decorator_keeps_a_plain_function() -> None:
 
     assert count(Params(epochs=3), ctx()) == {"epochs": 3}
     assert count.__name__ == "count"
+    assert count._is_action is True and count._action_name == "count" and count._action_params is Params
+    assert count._action_result is None and count._action_description == "counts"
+
+
+def test_dispatch_gives_validators_the_client() -> None:
+    from pydantic import ValidationInfo, field_validator
+
+    client = object()
+
+    class P(BaseModel):
+        x: int = 0
+
+        @field_validator("x")
+        @classmethod
+        def _saw_client(cls, v: int, info: ValidationInfo) -> int:
+            assert info.context == {"client": client}
+            return v
+
+    class A(BaseAction[P]):
+        def execute(self) -> dict:
+            return {"x": self.params.x}
+
+    assert A.dispatch({"x": 3}, RuntimeContext(logger=NoOpLogger(), env=PluginEnvironment({}), client=client)) == {"x": 3}
 
 
 def test_error_hierarchy() -> None:
