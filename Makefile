@@ -3,6 +3,8 @@
 #   make quickstart                 a venv, then the digits example trained on local files, events pretty (no Docker)
 #   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
 #   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
+#   make test-sdk                   the plugin suites again with the real synapse-sdk (Python 3.12 venv, docs/compat.md)
+#   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
 #   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
 #   make images                     the runtime image and the S3 test server image
@@ -26,7 +28,7 @@ AIRGAP_PYTHON   ?= 3.13
 
 export IMAGE S3_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv quickstart test test-local base wheels image s3-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -50,8 +52,41 @@ quickstart: $(VENV)/.stamp-examples ## train the digits example on local files, 
 		--params plugins/digits/params/train.yaml --output $(QUICKSTART_OUT) --pretty
 	@echo "result: $(QUICKSTART_OUT)/result.json  checkpoint: $(QUICKSTART_OUT)/model.zip"
 
-test: $(VENV)/.stamp-test+examples images ## the whole suite; the container tests use the images just built
+test: $(VENV)/.stamp-test+examples images upstream-wheel ## the whole suite, then the plugin suites with the real synapse-sdk
 	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-sdk
+
+# Real-package mode (docs/compat.md): the same plugin suites in a Python 3.12 venv where the real
+# synapse-sdk is installed beside this project, so plugins run on upstream's own classes.  uv
+# resolves the pair (pip's resolver backtracks for ever through s3fs/aiobotocore/botocore).
+SDK_VERSION     ?= 2026.2.17
+SDK_VENV        ?= .venv-sdk
+SDK_PYTHON      ?= $(shell p="$$(pyenv prefix 3.12 2>/dev/null | head -n 1)"; \
+	if [ -n "$$p" ] && [ -x "$$p/bin/python" ]; then echo "$$p/bin/python"; else command -v python3.12 || true; fi)
+SDK_TESTS       ?= tests/compat tests/local
+
+$(SDK_VENV)/.stamp-sdk-$(SDK_VERSION): pyproject.toml
+	@test -n "$(SDK_PYTHON)" || { echo "make test-sdk: needs Python 3.12 (pyenv install 3.12, or set SDK_PYTHON=/path/to/python3.12)" >&2; exit 1; }
+	@test -x $(SDK_VENV)/bin/python || $(SDK_PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install -q --disable-pip-version-check uv
+	$(SDK_VENV)/bin/uv pip install -q --python $(SDK_VENV)/bin/python 'synapse-sdk==$(SDK_VERSION)' -e '.[test,examples]'
+	@touch $@
+
+sdk-venv: $(SDK_VENV)/.stamp-sdk-$(SDK_VERSION) ## the Python 3.12 venv with the real synapse-sdk beside this project
+
+# Upstream's wheel, unpacked by no one: tests render upstream's own plugin templates from it in shim mode.
+upstream-wheel: build/upstream/synapse_sdk-$(SDK_VERSION)-py3-none-any.whl
+
+build/upstream/synapse_sdk-$(SDK_VERSION)-py3-none-any.whl: $(VENV)/.stamp-test+examples
+	$(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --python-version 3.12 \
+		--only-binary=:all: 'synapse-sdk==$(SDK_VERSION)' -d build/upstream
+
+plugin-image: $(VENV)/.stamp-test+examples ## a plugin's own image: make plugin-image PLUGIN=plugins/sdk-pipeline [TAG=...]
+	@test -n "$(PLUGIN)" || { echo "make plugin-image: say which plugin: PLUGIN=path/to/plugin" >&2; exit 2; }
+	RUNTIME_IMAGE=$(IMAGE) PYTHON=$(VENV)/bin/python scripts/plugin-image.sh "$(PLUGIN)" $(if $(TAG),-t $(TAG))
+
+test-sdk: sdk-venv ## the plugin suites (tests/compat, tests/local) with the real synapse-sdk installed
+	TESTCONTAINERS_RYUK_DISABLED=true $(SDK_VENV)/bin/python -m pytest -m 'not docker' $(SDK_TESTS) $(PYTEST_ARGS)
 
 test-local: $(VENV)/.stamp-test+examples ## everything that needs no Docker
 	$(VENV)/bin/python -m pytest -m 'not docker' $(PYTEST_ARGS)

@@ -30,14 +30,16 @@ def _field_errors(exc: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validate_params(model: Any, data: Any, *, what: str = "params") -> Any:
-    """Validate ``data`` with a pydantic model; failures become our ValidationError (exit 2)."""
+def validate_params(model: Any, data: Any, *, what: str = "params", context: Any = None) -> Any:
+    """Validate ``data`` with a pydantic model; failures become our ValidationError (exit 2).
+
+    ``context`` is pydantic's validation context (upstream passes ``{'client': ...}``)."""
     if model is None:
         return data
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data)
+        return model.model_validate(data) if context is None else model.model_validate(data, context=context)
     except Exception as exc:
         if not hasattr(exc, "errors"):
             raise
@@ -52,8 +54,8 @@ def validate_params(model: Any, data: Any, *, what: str = "params") -> Any:
 
 def validate_result(model: Any, result: Any) -> Any:
     """Check a result against ``result_model`` (``NoResult``/None: anything goes)."""
-    if model is None or model is NoResult:
-        return result
+    if model is None or model is NoResult or not hasattr(model, "model_validate"):
+        return result  # NoResult, ours or upstream's: a marker, not a model
     if isinstance(result, model):
         return result
     try:
@@ -105,7 +107,9 @@ class BaseAction(ABC, Generic[P]):
     @classmethod
     def dispatch(cls, params: Mapping[str, Any] | Any, ctx: RuntimeContext) -> Any:
         """Validate raw params, instantiate and run: upstream's executor entry point."""
-        validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params)
+        # As upstream: the backend client is in pydantic's validation context for validators that need it.
+        validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params,
+                                    context={"client": getattr(ctx, "client", None)})
         return validate_result(cls.result_model, cls(validated, ctx).run())
 
     @property

@@ -23,6 +23,8 @@ class RuntimeContext:
     env: PluginEnvironment = field(default_factory=PluginEnvironment)
     job_id: str | None = None
     client: Any = None
+    #: Upstream's v2 backend client (None here: the runtime's client speaks v1).
+    v2_client: Any = None
     agent_client: Any = None
     checkpoint: dict[str, Any] | None = None
     language: str | None = None
@@ -35,9 +37,22 @@ class RuntimeContext:
         elif self.env is None:
             self.env = PluginEnvironment()
 
-    def log(self, event: str, data: Any, file: str | None = None) -> None:
-        """Log a named event with its data."""
-        self.logger.log(event, data, file)
+    @property
+    def client_v1(self) -> Any:
+        """Upstream's symmetric name for ``client``."""
+        return self.client
+
+    @property
+    def client_v2(self) -> Any:
+        """Upstream's symmetric name for ``v2_client``."""
+        return self.v2_client
+
+    def log(self, event: str, data: Any, file: str | None = None, level: LogLevel | str | None = None) -> None:
+        """Log a named event with its data (``level``: upstream's, kept by its loggers)."""
+        if level is None:
+            self.logger.log(event, data, file)
+        else:
+            self.logger.log(level, event, data, file)
 
     def set_progress(
         self, current: float, total: float, step: str | None = None, *, category: str | None = None
@@ -50,10 +65,32 @@ class RuntimeContext:
         self.logger.set_metrics(value, category, step=step)
 
     def log_message(
-        self, message: str, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None
+        self, message: Any, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None,
+        language: str | None = None, step: str | None = None, **kwargs: Any,
     ) -> None:
-        """A user-facing message (info, warning, danger, success; or a ``LogLevel``)."""
-        self.logger.log_message(message, context, level=level)
+        """A user-facing message (info, warning, danger, success; or a ``LogLevel``).
+
+        As upstream: ``message`` may be a ``{language: template}`` dict (picked by ``language``, the
+        context's language, ``SYNAPSE_LANGUAGE``, then ``en``), and ``kwargs`` fill its ``{}``s."""
+        if isinstance(message, Mapping):
+            lang = language or self.language or self.env.get("SYNAPSE_LANGUAGE") or "en"
+            message = message.get(lang) or message.get("en", "")
+        text = str(message)
+        if kwargs:
+            text = text.format(**kwargs)
+        self.logger.log_message(text, context, level=level)
+
+    def log_metric(self, category: str, key: str, value: float | int, **metrics: Any) -> None:
+        """A training metric (upstream's ``metric`` event)."""
+        self.logger.log_metric(category, key, value, **metrics)
+
+    def log_visualization(self, category: str, group: str, index: int, image: str, **meta: Any) -> None:
+        """An image to show (upstream's ``visualization`` event)."""
+        self.logger.log_visualization(category, group, index, image, **meta)
+
+    def log_trials(self, data: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Hyper-parameter trials (upstream's ``trials`` event)."""
+        self.logger.log_trials(data, **kwargs)
 
     def log_dev_event(self, message: str, data: dict[str, Any] | None = None) -> None:
         """A developer-facing event, hidden from end users by default."""

@@ -34,6 +34,13 @@ def action(
         fn.result_model = result if result is not None else NoResult  # type: ignore[attr-defined]
         fn.category = category  # type: ignore[attr-defined]
         fn.is_synapse_action = True  # type: ignore[attr-defined]
+        # Upstream's marks, for tools and plugins that read them (``train._action_params``).
+        fn._is_action = True  # type: ignore[attr-defined]
+        fn._action_name = fn.action_name  # type: ignore[attr-defined]
+        fn._action_description = description  # type: ignore[attr-defined]
+        fn._action_params = params  # type: ignore[attr-defined]
+        fn._action_result = result  # type: ignore[attr-defined]
+        fn._action_category = category  # type: ignore[attr-defined]
 
         def dispatch(raw: Mapping[str, Any] | Any, ctx: RuntimeContext) -> Any:
             validated = validate_params(params, dict(raw) if isinstance(raw, Mapping) and params else raw)

@@ -1,20 +1,37 @@
 """Running an action inside the current process and getting its result back (``run_plugin``).
 
 For notebooks, unit tests and upstream's ``run_plugin``: no event stream, no exit codes, just
-the validated call with a context, and errors raised as exceptions.
+the validated call with a context, and errors raised as exceptions.  An action built on the real
+synapse-sdk is driven the way the runner drives it (compat/modes.py), with its events kept in
+memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base_action import validate_params
+from .compat.modes import RUNTIME, driver_for
 from .context import RuntimeContext
 from .loggers import MemoryLogger
 from .plugin import load_plugin, resolve_action
-from .runner import _execute, _result_value
+from .runner import _result_value
+
+
+class MemoryWriter:
+    """The slice of ``EventWriter`` loggers use, keeping events as dicts (no stream)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, type: str, fields: dict[str, Any]) -> None:
+        self.events.append({"type": type, **fields})
+
+    def progress(self, current: float, total: float, category: str | None = None) -> None:
+        percent = round(current * 100.0 / total, 2) if total else 0.0
+        self.emit("progress", {"current": current, "total": total, "percent": percent, "category": category})
 
 
 def run_plugin(
@@ -22,16 +39,22 @@ def run_plugin(
     action: str | None = None,
     params: Mapping[str, Any] | None = None,
     *,
-    ctx: RuntimeContext | None = None,
+    ctx: Any = None,
     entrypoint: str | None = None,
 ) -> Any:
     """Load the plugin at ``plugin``, validate ``params`` and run ``action``; returns its result
     as the container would report it (dicts as is, models dumped, other values wrapped)."""
     loaded = load_plugin(plugin, require_config=entrypoint is None)
     resolved = resolve_action(loaded, action, entrypoint)
-    ctx = ctx or RuntimeContext(logger=MemoryLogger())
-    validated = validate_params(resolved.params_model, dict(params or {}))
-    return _result_value(_execute(resolved, validated, ctx))
+    driver = driver_for(resolved)
+    validated = driver.validate(dict(params or {}))
+    if ctx is None:
+        if driver.mode == RUNTIME:
+            ctx = RuntimeContext(logger=MemoryLogger())
+        else:
+            ctx = driver.context(writer=MemoryWriter(), data=dict(os.environ), job_id=None, client=None,
+                                 checkpoint=None, output_dir=None)
+    return _result_value(driver.execute(validated, ctx))
 
 
-__all__ = ["run_plugin"]
+__all__ = ["MemoryWriter", "run_plugin"]

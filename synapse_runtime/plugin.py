@@ -180,7 +180,9 @@ class ResolvedAction:
 
     @property
     def params_model(self) -> Any:
-        return getattr(self.target, "params_model", None)
+        """Ours and upstream's class attribute, or upstream's ``@action`` mark (``_action_params``)."""
+        model = getattr(self.target, "params_model", None)
+        return model if model is not None else getattr(self.target, "_action_params", None)
 
 
 def load_plugin(path: str | Path, *, require_config: bool = True) -> Plugin:
@@ -251,8 +253,20 @@ def import_entrypoint(entrypoint: str, root: Path) -> Any:
                 details={"entrypoint": entrypoint, "plugin_dir": root_str},
                 hint="check the entrypoint in config.yaml and the plugin's file layout",
             ) from None
+        from .compat.missing import missing_module_error, missing_upstream_module
+
+        upstream = missing_upstream_module(e)
+        if upstream is not None:
+            raise missing_module_error(entrypoint, upstream, _import_failure(entrypoint, e).details.get("where")) from None
         raise _import_failure(entrypoint, e) from None
     except Exception as e:  # SyntaxError, errors at import time of plugin code
+        if isinstance(e, ImportError):  # `from synapse_sdk.x import Name` the shim lacks
+            from .compat.missing import missing_module_error, missing_upstream_module
+
+            upstream = missing_upstream_module(e)
+            if upstream is not None:
+                where = _import_failure(entrypoint, e).details.get("where")
+                raise missing_module_error(entrypoint, f"{upstream}.{_missing_name(e)}", where) from None
         raise _import_failure(entrypoint, e) from None
     try:
         target = getattr(module, attr)
@@ -264,6 +278,12 @@ def import_entrypoint(entrypoint: str, root: Path) -> Any:
             hint="check the class or function name in config.yaml",
         ) from None
     return target
+
+
+def _missing_name(exc: ImportError) -> str:
+    """The name in "cannot import name 'X' from ..." (ImportError keeps only the module)."""
+    text = str(exc)
+    return text.split("'")[1] if text.count("'") >= 2 else "?"
 
 
 def _import_failure(entrypoint: str, exc: BaseException) -> PluginLoadError:

@@ -100,17 +100,6 @@ def _result_value(value: Any) -> Any:
     return to_jsonable(value)
 
 
-def _execute(resolved: Any, params: Any, ctx: Any) -> Any:
-    from .base_action import validate_result
-
-    target = resolved.target
-    if isinstance(target, type):
-        instance = target(params, ctx)
-        runner = getattr(instance, "run", None) or instance.execute
-        return validate_result(getattr(target, "result_model", None), runner())
-    return validate_result(getattr(target, "result_model", None), target(params, ctx))
-
-
 class Run:
     """A single run; ``Run(options).execute()`` returns the exit code."""
 
@@ -324,30 +313,18 @@ class Run:
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
-        params = raw_params
-        if resolved.params_model is not None:
-            from .base_action import validate_params
+        # Our classes or upstream's (real synapse-sdk installed): compat/modes.py drives either.
+        from .compat.modes import driver_for
 
-            params = validate_params(resolved.params_model, raw_params)
+        driver = driver_for(resolved)
+        params = driver.validate(raw_params)
 
         checkpoint = self._fetch_checkpoint(data)
         job_id = job.value
         client = self._backend(data, job)
-
-        from .context import RuntimeContext
-        from .env import PluginEnvironment
-        from .loggers import EventLogger
-
-        ctx = RuntimeContext(
-            logger=EventLogger(writer),
-            env=PluginEnvironment(data),
-            job_id=job_id,
-            client=client,
-            checkpoint=checkpoint,
-            language=data.get("SYNAPSE_LANGUAGE"),
-            output_dir=st.output_dir,
-        )
-        value = _execute(resolved, params, ctx)
+        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
+                             checkpoint=checkpoint, output_dir=st.output_dir)
+        value = driver.execute(params, ctx)
         st.finalizing = True
         st.result = _result_value(value)
         if shard_info is not None:

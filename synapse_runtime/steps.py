@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from .errors import Cancelled, ExitCode, PluginError
@@ -62,32 +63,57 @@ class StepResult:
 
 @dataclass
 class BaseStepContext:
-    """State shared by the steps of one workflow; logging goes to the runtime context."""
+    """State shared by the steps of one workflow; logging goes to the runtime context.
+
+    ``current_step``/``current_step_order`` are set by the orchestrator while a step runs;
+    ``set_progress``/``set_metrics`` without a step name then report for that step (upstream's rule).
+    """
 
     runtime_ctx: Any
     step_results: list[StepResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     current_step: str | None = None
+    current_step_order: int | None = field(default=None, init=False)
+    user_failure_message_emitted: bool = field(default=False, init=False)
 
-    def log(self, event: str, data: Any, file: str | None = None) -> None:
-        self.runtime_ctx.log(event, data, file)
+    def _set_current_step(self, step_name: str | None, order: int | None = None) -> None:
+        """The orchestrator's hook: the step now running (None clears it and its order)."""
+        self.current_step = step_name
+        self.current_step_order = order if step_name is not None else None
+
+    def mark_user_failure_emitted(self) -> None:
+        """A step already told the user why it failed (so no generic message follows)."""
+        self.user_failure_message_emitted = True
+
+    def log(self, event: str, data: Any, file: str | None = None, level: Any = None) -> None:
+        self.runtime_ctx.log(event, data, file, **({} if level is None else {"level": level}))
 
     def set_progress(
         self, current: float, total: float, step: str | None = None, *, category: str | None = None
     ) -> None:
+        if step is None and category is None:
+            step = self.current_step
         self.runtime_ctx.set_progress(current, total, step, category=category)
 
     def set_metrics(self, value: dict[str, Any], category: str | None = None, *, step: str | None = None) -> None:
-        self.runtime_ctx.set_metrics(value, category, step=step)
+        chosen = category if category is not None else step
+        if chosen is None:
+            chosen = self.current_step
+        if chosen is None:
+            raise ValueError("step must be provided when not executing within a step (current_step is None)")
+        self.runtime_ctx.set_metrics(value, chosen)
 
-    def log_message(self, message: str, context: Any = None, *, level: Any = None) -> None:
-        self.runtime_ctx.log_message(message, context, level=level)
+    def log_message(self, message: str, context: Any = None, *, level: Any = None, **kwargs: Any) -> None:
+        self.runtime_ctx.log_message(message, context, level=level, **kwargs)
 
 
 class BaseStep(ABC, Generic[C]):
     """One unit of a workflow."""
 
-    progress_proportion: int = 0
+    @property
+    def progress_proportion(self) -> int:
+        """Share of the job's progress record (upstream's integer proportion; 0: none)."""
+        return 0
 
     @property
     @abstractmethod
@@ -141,6 +167,14 @@ class StepRegistry(Generic[C]):
     def get_steps(self) -> list[BaseStep[C]]:
         return list(self._steps)
 
+    def get_step_proportions(self) -> dict[str, int]:
+        """``{name: progress_proportion}`` of the steps whose proportion is above 0."""
+        return {s.name: s.progress_proportion for s in self._steps if s.progress_proportion > 0}
+
+    def get_step_orders(self) -> dict[str, int]:
+        """``{name: 0-based position}`` in the current order (insertions included)."""
+        return {s.name: i for i, s in enumerate(self._steps)}
+
     @property
     def total_weight(self) -> float:
         return sum(s.progress_weight for s in self._steps)
@@ -166,16 +200,45 @@ class StepFailedError(RuntimeError):
 
 
 class Orchestrator(Generic[C]):
-    """Runs a registry's steps in order with weighted overall progress and rollback."""
+    """Runs a registry's steps in order with progress and rollback.
 
-    def __init__(self, registry: StepRegistry[C], context: C) -> None:
+    ``Orchestrator(registry, context, progress_callback, before_step=None)`` as upstream: the
+    callback gets ``(100, 100)`` after each step whose ``progress_proportion`` is above 0, and
+    ``before_step(name, context)`` runs before each step's skip check.  Without a callback the
+    overall progress is reported by the steps' weights (the runtime's own behaviour).
+    """
+
+    def __init__(
+        self,
+        registry: StepRegistry[C],
+        context: C,
+        progress_callback: Callable[[int, int], None] | None = None,
+        before_step: Callable[[str, C], None] | None = None,
+    ) -> None:
         self.registry = registry
         self.context = context
+        self.progress_callback = progress_callback
+        self.before_step = before_step
 
     def _report(self, done_weight: float, total_weight: float) -> None:
-        if total_weight > 0:
+        if self.progress_callback is None and total_weight > 0:
             pct = round(min(done_weight / total_weight, 1.0) * 100.0, 2)
+            self._set_step(None)  # overall progress, not the last step's
             self.context.set_progress(pct, 100.0)
+
+    def _step_done(self, step: BaseStep[C]) -> None:
+        if self.progress_callback is not None and step.progress_proportion > 0:
+            self.progress_callback(100, 100)
+
+    def _set_step(self, name: str | None, order: int | None = None) -> None:
+        setter = getattr(self.context, "_set_current_step", None)
+        if setter is not None:
+            setter(name, order)
+        else:
+            self.context.current_step = name
+        logger = getattr(getattr(self.context, "runtime_ctx", None), "logger", None)
+        if logger is not None and hasattr(logger, "set_step"):
+            logger.set_step(name, order)
 
     def execute(self) -> dict[str, Any]:
         executed: list[tuple[BaseStep[C], StepResult]] = []
@@ -187,19 +250,24 @@ class Orchestrator(Generic[C]):
             with _rollback_guard():
                 self._rollback(executed)
             raise
+        finally:
+            self._set_step(None)
 
     def _execute(self, executed: list[tuple[BaseStep[C], StepResult]]) -> dict[str, Any]:
         steps = self.registry.get_steps()
         total_weight = self.registry.total_weight
         done_weight = 0.0
-        for step in steps:
-            self.context.current_step = step.name
+        for order, step in enumerate(steps):
+            self._set_step(step.name, order)
             started = time.monotonic()
             try:
+                if self.before_step is not None:
+                    self.before_step(step.name, self.context)
                 if step.can_skip(self.context):
                     result = StepResult(skipped=True)
                     self.context.step_results.append(result)
                     self._step_event(step, "skipped", started)
+                    self._step_done(step)
                     done_weight += step.progress_weight
                     self._report(done_weight, total_weight)
                     continue
@@ -232,9 +300,9 @@ class Orchestrator(Generic[C]):
                     self._rollback(executed)
                 raise StepFailedError(step.name, result.error or "step returned success=False")
             self._step_event(step, "succeeded", started)
+            self._step_done(step)
             done_weight += step.progress_weight
             self._report(done_weight, total_weight)
-        self.context.current_step = None
         return {"success": True, "steps_executed": len(executed), "steps_total": len(steps)}
 
     def _step_event(self, step: BaseStep[C], status: str, started: float) -> None:

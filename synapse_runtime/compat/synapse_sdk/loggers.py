@@ -1,3 +1,10 @@
-from synapse_runtime.loggers import BaseLogger, ConsoleLogger, LogLevel
+from synapse_runtime.loggers import (
+    BaseLogger,
+    ConsoleLogger,
+    LogLevel,
+    MessageLogData,
+    NoOpLogger,
+    ProgressData,
+)
 
-__all__ = ["BaseLogger", "ConsoleLogger", "LogLevel"]
+__all__ = ["BaseLogger", "ConsoleLogger", "LogLevel", "MessageLogData", "NoOpLogger", "ProgressData"]

@@ -1,5 +1,4 @@
 from synapse_runtime import (
-    ActionConfig,
     ActionNotFoundError,
     BaseAction,
     BaseInferenceAction,
@@ -8,8 +7,8 @@ from synapse_runtime import (
     ExecutionError,
     InferenceContext,
     InferenceProgressCategories,
+    NoResult,
     Orchestrator,
-    PluginConfig,
     PluginError,
     RuntimeContext,
     StepRegistry,
@@ -17,10 +16,16 @@ from synapse_runtime import (
     ValidationError,
     action,
 )
+from synapse_runtime.compat.sdk_api.config import ActionConfig, PluginConfig
+from synapse_runtime.compat.sdk_api.enums import MetricsCategory, PluginCategory
+from synapse_runtime.compat.sdk_api.results import validate_result
 from synapse_runtime.inprocess import run_plugin
+from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
 
 __all__ = [
     "ActionConfig", "ActionNotFoundError", "BaseAction", "BaseInferenceAction", "BaseStep", "BaseStepContext",
-    "ExecutionError", "InferenceContext", "InferenceProgressCategories", "Orchestrator", "PluginConfig",
-    "PluginError", "RuntimeContext", "StepRegistry", "StepResult", "ValidationError", "action", "run_plugin",
+    "ExecutionError", "InferenceContext", "InferenceProgressCategories", "LoggingStep", "MetricsCategory",
+    "NoResult", "Orchestrator", "PluginCategory", "PluginConfig", "PluginError", "RuntimeContext",
+    "StepRegistry", "StepResult", "TimingStep", "ValidationError", "ValidationStep", "action", "run_plugin",
+    "validate_result",
 ]

@@ -1,0 +1,3 @@
+from synapse_runtime.loggers import LogLevel
+
+__all__ = ["LogLevel"]

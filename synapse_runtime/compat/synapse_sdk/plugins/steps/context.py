@@ -1,0 +1,3 @@
+from synapse_runtime.steps import BaseStepContext
+
+__all__ = ["BaseStepContext"]

@@ -1,0 +1,3 @@
+from synapse_runtime.steps import Orchestrator
+
+__all__ = ["Orchestrator"]

@@ -1,0 +1,3 @@
+from synapse_runtime.steps import StepRegistry
+
+__all__ = ["StepRegistry"]

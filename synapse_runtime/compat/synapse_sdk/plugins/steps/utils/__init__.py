@@ -1,0 +1,3 @@
+from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
+
+__all__ = ["LoggingStep", "TimingStep", "ValidationStep"]

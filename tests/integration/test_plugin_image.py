@@ -1,0 +1,95 @@
+"""A plugin's own image (scripts/plugin-image.sh): the synapse-sdk-pinning showcase, built and run.
+
+The build is the documented command, FROM the runtime image under test, with the plugin's
+requirements (the real synapse-sdk) from a wheelhouse; the run is the image as a Job runs it
+(read-only root, non-root).  The same plugin in the plain runtime image (no synapse-sdk there) gets
+the clear exit-3 answer instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+PLUGIN = REPO / "plugins" / "sdk-pipeline"
+
+
+@pytest.fixture(scope="module")
+def plugin_image(runtime_image: str, docker_client) -> str:
+    tag = f"synapse-plugin-test/sdk-pipeline:{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "RUNTIME_IMAGE": runtime_image}
+    proc = subprocess.run(["scripts/plugin-image.sh", str(PLUGIN), "-t", tag], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"plugin-image.sh failed:\n{proc.stderr[-6000:]}"
+    assert proc.stdout.strip().splitlines()[-1] == tag
+    yield tag
+    docker_client.images.remove(tag, force=True)
+
+
+def test_showcase_runs_on_the_real_sdk_in_its_own_image(plugin_image: str, run_image, docker_client) -> None:
+    labels = docker_client.images.get(plugin_image).labels
+    assert labels["io.synapse.plugin.code"] == "sdk-pipeline" and labels["io.synapse.plugin.version"] == "1.0.0"
+    r = run_image(image=plugin_image, action="readability", params={})
+    assert r.exit_code == 0, r.error or r.stderr[-3000:]
+    v = r.value
+    assert v["source"] == "gettysburg.txt" and v["sentences"] == 10 and v["words"] == 272
+    assert 50 < v["flesch_reading_ease"] < 75
+    assert [m["category"] for m in r.of_type("metrics")] == ["split", "score"]
+    assert r.result["status"] == "succeeded"
+
+
+def test_showcase_in_the_plain_runtime_image_says_what_is_missing(run_image) -> None:
+    r = run_image(plugin="sdk-pipeline", action="readability", params={})
+    assert r.exit_code == 3
+    assert r.error["details"]["module"] == "synapse_sdk.plugins.pipelines"
+    assert "synapse-sdk==2026.2.17" in r.error["hint"]
+
+
+def test_build_rejects_a_config_upstream_would_reject(tmp_path, runtime_image: str) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.yaml").write_text("name: Bad\ncode: bad\ncategory: neural_net\nactions: {}\n")
+    proc = subprocess.run(["scripts/plugin-image.sh", str(bad)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "RUNTIME_IMAGE": runtime_image}, timeout=120)
+    assert proc.returncode == 2 and "data_type" in proc.stderr
+
+
+UPSTREAM_STYLE = REPO / "tests" / "compat" / "plugins" / "upstream-style"
+
+
+@pytest.fixture(params=["shim", "real"])
+def mode_image(request, runtime_image: str) -> tuple[str, str]:
+    """The runtime image (no synapse-sdk: shim mode) and the showcase's image (synapse-sdk installed:
+    real-package mode); both carry every example plugin."""
+    if request.param == "shim":
+        return "shim", runtime_image
+    return "real", request.getfixturevalue("plugin_image")
+
+
+def test_upstream_style_plugin_in_both_modes(mode_image: tuple[str, str], run_image) -> None:
+    mode, image = mode_image
+    env = {"SYNAPSE_PLUGIN_DIR": "/plugin"}
+    probe = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="probe", params={"text": "b a b"})
+    assert probe.exit_code == 0, probe.error or probe.stderr[-3000:]
+    assert probe.value["top"] == [["b", 2], ["a", 1]]
+    assert probe.value["ctx_module"] == ("synapse_sdk.plugins.context" if mode == "real" else "synapse_runtime.context")
+    failed = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="pipeline",
+                       params={"numbers": [2], "fail_at": "square"})
+    assert failed.exit_code == 1 and "Step 'square' failed" in failed.error["message"]
+    journal = (failed.output_dir / "journal.txt").read_text().splitlines()
+    assert journal[-3:] == ["rollback square", "rollback check", "rollback load"]
+    upload = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="upload", params={})
+    assert (upload.exit_code == 3) is (mode == "shim"), upload.error
+
+
+def test_text_tools_example_on_the_real_sdk(plugin_image: str, run_image) -> None:
+    r = run_image(image=plugin_image, plugin="text-tools", action="wordcount",
+                  env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools"}, params={"text": "a b a"})
+    assert r.exit_code == 0, r.error
+    assert r.value["words"] == 3 and r.value["top"][0] == {"word": "a", "count": 2}
