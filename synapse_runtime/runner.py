@@ -287,7 +287,7 @@ class Run:
         raw_params = resolve_params(opts.params, data).value
         shard_info = None
         if spec is not None:
-            raw_params, shard_info = apply_shard(raw_params, spec, data.get("SYNAPSE_SHARD_KEY") or "inputs")
+            raw_params, shard_info = apply_shard(raw_params, spec, knobs.get("SYNAPSE_SHARD_KEY", data))
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
@@ -313,7 +313,7 @@ class Run:
             job_id=job_id,
             client=client,
             checkpoint=checkpoint,
-            language=data.get("SYNAPSE_LANGUAGE"),
+            language=knobs.get("SYNAPSE_LANGUAGE", data),
             output_dir=st.output_dir,
         )
         value = _execute(resolved, params, ctx)
@@ -338,7 +338,7 @@ class Run:
             writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": cached})
 
         extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
-        result = fetch(uri, extract=extract, sha256=data.get("SYNAPSE_CHECKPOINT_SHA256") or None, progress=progress)
+        result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)
         return {"category": category, "path": str(result.path), "uri": uri}
 
     # -- failure and the end -----------------------------------------------------------------------
@@ -399,7 +399,7 @@ class Run:
                 st.status, st.exit_code = "failed", int(ExitCode.STORAGE)
                 record.update(status="failed", exit_code=st.exit_code, error=err)
             return record
-        uri = self.env_data.get("SYNAPSE_OUTPUT_URI")
+        uri = knobs.get("SYNAPSE_OUTPUT_URI", self.env_data)
         if uri:
             try:
                 from .storage import upload_dir

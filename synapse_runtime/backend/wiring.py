@@ -20,7 +20,7 @@ from synapse_runtime.events import EventWriter
 def connect(data: Mapping[str, str], job_id: str, job_id_given: bool, writer: EventWriter,
             plugin: str | None, action: str | None) -> tuple[Any, Any]:
     """(client or None, reporter or None) for this run; the reporter already listens to ``writer``."""
-    if not data.get("SYNAPSE_HOST"):
+    if not knobs.get("SYNAPSE_HOST", data):
         return None, None
     from synapse_runtime.backend.client import BackendClient
     from synapse_runtime.backend.reporter import JobReporter
