@@ -15,14 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import knobs
 from .env import read_dotenv, read_env_dir
 from .errors import ValidationError
 from .events.redact import secret_values
 
 DEFAULT_PLUGIN_DIR = "/plugin"
 DEFAULT_PARAMS_FILES = ("/mnt/synapse/params.json", "/mnt/synapse/params.yaml", "/mnt/synapse/params.yml")
-DEFAULT_ENV_DIR = "/mnt/synapse/env"
-DEFAULT_SECRET_DIR = "/mnt/synapse/secrets"
 DEFAULT_OUTPUT_DIR = "/mnt/output"
 LOCAL_OUTPUT_DIR = "synapse-output"
 MAX_PARAMS_BYTES = 64 * 1024 * 1024
@@ -61,13 +60,13 @@ def collect_env(environ: Mapping[str, str]) -> Environment:
     overlay: dict[str, str] = {}
     files: list[str] = []
     from_secret_volume: set[str] = set()
-    for path in _split_paths(environ.get("SYNAPSE_ENV_FILE")):
+    for path in _split_paths(knobs.get("SYNAPSE_ENV_FILE", environ)):
         overlay.update(read_dotenv(path))
         files.append(path)
-    for path in _split_paths(environ.get("SYNAPSE_ENV_DIR", DEFAULT_ENV_DIR)):
+    for path in _split_paths(knobs.get("SYNAPSE_ENV_DIR", environ)):
         overlay.update(read_env_dir(path))
         files.append(path)
-    for path in _split_paths(environ.get("SYNAPSE_SECRET_DIR", DEFAULT_SECRET_DIR)):
+    for path in _split_paths(knobs.get("SYNAPSE_SECRET_DIR", environ)):
         values = read_env_dir(path)
         overlay.update(values)
         from_secret_volume.update(values.values())
@@ -78,16 +77,17 @@ def collect_env(environ: Mapping[str, str]) -> Environment:
 
 
 def resolve_job_id(env: Mapping[str, str]) -> Sourced:
-    for key in ("SYNAPSE_JOB_ID", "RAY_JOB_ID"):
-        if env.get(key):
-            return Sourced(env[key], key)
+    if knobs.get("SYNAPSE_JOB_ID", env):
+        return Sourced(env["SYNAPSE_JOB_ID"], "SYNAPSE_JOB_ID")
+    if env.get("RAY_JOB_ID"):
+        return Sourced(env["RAY_JOB_ID"], "RAY_JOB_ID")
     return Sourced(os.uname().nodename, "hostname")
 
 
 def resolve_plugin_dir(option: str | None, env: Mapping[str, str]) -> Sourced:
     if option:
         return Sourced(Path(option), "--plugin")
-    if env.get("SYNAPSE_PLUGIN_DIR"):
+    if knobs.get("SYNAPSE_PLUGIN_DIR", env):
         return Sourced(Path(env["SYNAPSE_PLUGIN_DIR"]), "SYNAPSE_PLUGIN_DIR")
     return Sourced(Path(DEFAULT_PLUGIN_DIR), "default")
 
@@ -98,9 +98,9 @@ def resolve_action_ref(option: str | None, env: Mapping[str, str]) -> tuple[str 
         if ":" in option or ("." in option and not option.startswith(".")):
             return None, option, "--action"
         return option, None, "--action"
-    if env.get("SYNAPSE_ACTION"):
+    if knobs.get("SYNAPSE_ACTION", env):
         return env["SYNAPSE_ACTION"], None, "SYNAPSE_ACTION"
-    if env.get("SYNAPSE_ACTION_ENTRYPOINT"):
+    if knobs.get("SYNAPSE_ACTION_ENTRYPOINT", env):
         return None, env["SYNAPSE_ACTION_ENTRYPOINT"], "SYNAPSE_ACTION_ENTRYPOINT"
     return None, None, "only action"
 
@@ -108,7 +108,7 @@ def resolve_action_ref(option: str | None, env: Mapping[str, str]) -> tuple[str 
 def resolve_output_dir(option: str | None, env: Mapping[str, str]) -> Sourced:
     if option:
         return Sourced(Path(option), "--output")
-    if env.get("SYNAPSE_OUTPUT_DIR"):
+    if knobs.get("SYNAPSE_OUTPUT_DIR", env):
         return Sourced(Path(env["SYNAPSE_OUTPUT_DIR"]), "SYNAPSE_OUTPUT_DIR")
     if Path(DEFAULT_OUTPUT_DIR).is_dir():
         return Sourced(Path(DEFAULT_OUTPUT_DIR), "default")
@@ -117,8 +117,8 @@ def resolve_output_dir(option: str | None, env: Mapping[str, str]) -> Sourced:
 
 
 def resolve_checkpoint(option: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:
-    uri = option or env.get("SYNAPSE_CHECKPOINT") or None
-    return uri, env.get("SYNAPSE_CHECKPOINT_CATEGORY") or "base"
+    uri = option or knobs.get("SYNAPSE_CHECKPOINT", env) or None
+    return uri, knobs.get("SYNAPSE_CHECKPOINT_CATEGORY", env)
 
 
 # -- params ---------------------------------------------------------------------------------------
@@ -130,9 +130,9 @@ def resolve_params(option: str | None, env: Mapping[str, str]) -> Sourced:
         if option == "-":
             return Sourced(parse_params(_read_stdin(), "stdin"), "stdin")
         return Sourced(parse_params(_read_file(option, "--params"), option), "--params")
-    if env.get("SYNAPSE_ACTION_PARAMS"):
+    if knobs.get("SYNAPSE_ACTION_PARAMS", env):
         return Sourced(parse_params(env["SYNAPSE_ACTION_PARAMS"].encode(), "SYNAPSE_ACTION_PARAMS", kind="json"), "SYNAPSE_ACTION_PARAMS")
-    if env.get("SYNAPSE_ACTION_PARAMS_FILE"):
+    if knobs.get("SYNAPSE_ACTION_PARAMS_FILE", env):
         path = env["SYNAPSE_ACTION_PARAMS_FILE"]
         return Sourced(parse_params(_read_file(path, "SYNAPSE_ACTION_PARAMS_FILE"), path), "SYNAPSE_ACTION_PARAMS_FILE")
     for path in DEFAULT_PARAMS_FILES:

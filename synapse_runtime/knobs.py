@@ -11,7 +11,8 @@ docs' knob tables are checked against :data:`KNOBS` by ``tests/unit/test_knobs.p
 directions (every knob documented, every documented ``SYNAPSE_*`` variable read).
 
 Empty values count as unset (an empty ``-e SYNAPSE_X=`` is the usual way to "unset" in compose
-files and manifests).
+files and manifests), except for lists of directories (``paths``), where empty means "none" (so
+``SYNAPSE_ENV_DIR=`` turns the default directory off).
 """
 
 from __future__ import annotations
@@ -159,10 +160,12 @@ def _bad(knob: Knob, raw: str) -> ValidationError:
 def parse(knob: Knob, raw: str) -> Any:
     """The typed value of ``raw`` for ``knob``; a ValidationError naming variable, value and what is allowed."""
     text = raw.strip()
+    kind = knob.kind
+    if kind == "paths":
+        return raw
     if not text:
         return knob.default
-    kind = knob.kind
-    if kind in ("text", "path", "paths"):
+    if kind in ("text", "path"):
         return raw
     if kind == "bool":
         value = parse_bool(text)

@@ -9,9 +9,7 @@ SIGINT become a ``cancelled`` end, after step rollbacks and ``finally`` blocks h
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 from . import __version__, knobs
 from .errors import Cancelled, ExitCode, PluginError, ValidationError
 from .events import EventWriter, Redactor, secret_values
+from .cancellation import SignalCanceller
 from .failures import error_fields
 from .inputs import (
     Environment,
@@ -109,37 +108,7 @@ class Run:
         self.writer: EventWriter | None = None
         self.reporter: Any = None
         self.env_data: Mapping[str, str] = {}
-
-    # -- signals ----------------------------------------------------------------------------------
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        st = self.state
-        if st.finalizing or st.cancelled_by is not None:
-            st.extra_signals.append(signum)  # rollback or final writes in progress: let them finish
-            return
-        st.cancelled_by = signum
-        from .steps import defer_cancellation
-
-        if defer_cancellation(signum):
-            return  # a step rollback is running: it finishes, then raises Cancelled
-        writer = self.writer
-        if writer is not None and writer.writing_in_this_thread():
-            # Mid-write: raise right after the line is out, so the stream stays whole.
-            writer.defer(lambda: self._raise_cancelled(signum))
-            return
-        raise Cancelled(signum)
-
-    def _raise_cancelled(self, signum: int) -> None:
-        if not self.state.finalizing:
-            raise Cancelled(signum)
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, self._on_signal)
-        return previous
+        self._on_signal = SignalCanceller(self.state, lambda: self.writer)
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -185,7 +154,7 @@ class Run:
         )
         if capture is not None:
             capture.set_emit(writer.emit)
-        previous_handlers = self._install_signals()
+        previous_handlers = self._on_signal.install()
         if opts.reap_children:
             from .children import become_subreaper
 
@@ -211,8 +180,7 @@ class Run:
             if capture is not None:
                 capture.stop()
             self._finish(redactor, job_id)
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
+            self._on_signal.restore(previous_handlers)
             if capture is not None:
                 try:
                     os.close(events_fd)
@@ -321,7 +289,9 @@ class Run:
 
         checkpoint = self._fetch_checkpoint(data)
         job_id = job.value
-        client = self._backend(data, job)
+        from .backend.wiring import connect
+
+        client, self.reporter = connect(data, job_id, job.source != "hostname", writer, st.plugin, st.action)
         ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
                              checkpoint=checkpoint, output_dir=st.output_dir)
         value = driver.execute(params, ctx)
@@ -348,39 +318,8 @@ class Run:
             writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": cached})
 
         extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
-        result = fetch(uri, extract=extract, sha256=data.get("SYNAPSE_CHECKPOINT_SHA256") or None, progress=progress)
+        result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)
         return {"category": category, "path": str(result.path), "uri": uri}
-
-    def _backend(self, data: Mapping[str, str], job: Any) -> Any:
-        if not data.get("SYNAPSE_HOST"):
-            return None
-        from .backend import BackendClient, JobReporter
-
-        client = BackendClient.from_env(data)
-        if client is None:
-            return None
-        writer = self.writer
-        assert writer is not None
-
-        def warn(message: str) -> None:
-            if writer.closed:  # after `end`: stdout is finished, say it on stderr
-                print(f"synapse-runtime: backend: {message}", file=sys.stderr, flush=True)
-            else:
-                writer.emit("message", {"message": f"backend: {message}", "context": "warning"})
-
-        if not knobs.get("SYNAPSE_REPORT_JOB", data):
-            return client
-        if job.source == "hostname":
-            # A job id made up from the host name names no job on the backend: reporting to it
-            # would PATCH /jobs/<hostname>/. Report only for a job id that was given, and say so.
-            warn(f"job status is not reported: no job id was given (SYNAPSE_JOB_ID or RAY_JOB_ID), "
-                 f"and the host name {job.value!r} names no job; ctx.client works as usual")
-            return client
-        self.reporter = JobReporter(client, job.value, warn=warn)
-        writer.listeners.append(self.reporter.handle)
-        # The reporter joined after `start`: tell it the run is underway.
-        self.reporter.handle({"type": "start", "job_id": job.value, "plugin": self.state.plugin, "action": self.state.action})
-        return client
 
     # -- failure and the end -----------------------------------------------------------------------
 
@@ -440,7 +379,7 @@ class Run:
                 st.status, st.exit_code = "failed", int(ExitCode.STORAGE)
                 record.update(status="failed", exit_code=st.exit_code, error=err)
             return record
-        uri = self.env_data.get("SYNAPSE_OUTPUT_URI")
+        uri = knobs.get("SYNAPSE_OUTPUT_URI", self.env_data)
         if uri:
             from .outputs import upload_timeout, upload_within, write_termination_log
 

@@ -108,3 +108,9 @@ def test_storage_settings_read_through_the_table(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SYNAPSE_S3_CONCURRENCY", "many")
     with pytest.raises(ValidationError, match="SYNAPSE_S3_CONCURRENCY"):
         Settings.from_env()
+
+
+def test_empty_directory_list_means_none_not_the_default() -> None:
+    assert knobs.get("SYNAPSE_ENV_DIR", {}) == "/mnt/synapse/env"
+    assert knobs.get("SYNAPSE_ENV_DIR", {"SYNAPSE_ENV_DIR": ""}) == ""  # the suites rely on this to turn it off
+    assert knobs.get("SYNAPSE_JOB_ID", {"SYNAPSE_JOB_ID": " "}) is None  # other empty values: unset
