@@ -83,7 +83,7 @@ def test_server_rejects_unknown_keys_like_the_real_api(backend):
     """The fake must be as strict as the real server, or the client's own check proves nothing."""
     client = make(backend.url)
     with pytest.raises(BackendResponseError, match="400") as info:
-        client._request("PATCH", "jobs/job-1/", body={"bogus": 1}, what="job job-1")
+        client.transport.request("PATCH", "jobs/job-1/", body={"bogus": 1}, what="job job-1")
     assert "bogus" in str(info.value)
 
 
@@ -175,7 +175,7 @@ def test_post_is_retried_when_it_never_reached_the_server(dead_url):
     import unittest.mock
 
     client = make(dead_url, retries=2, backoff=0.01)
-    with unittest.mock.patch.object(client, "_send_once", wraps=client._send_once) as send:
+    with unittest.mock.patch.object(client.transport, "_send_once", wraps=client.transport._send_once) as send:
         with pytest.raises(BackendUnavailableError):
             client.create_logs([{"event": "message", "data": {}, "datetime": "x", "job": "job-1"}])
     assert send.call_count == 3  # a refused connection: nothing was processed, so a retry is safe
@@ -258,7 +258,7 @@ def test_from_env_needs_host_and_a_token():
     assert BackendClient.from_env({"SYNAPSE_HOST": "  ", "SYNAPSE_ACCESS_TOKEN": TOKEN}) is None
     client = BackendClient.from_env({"SYNAPSE_HOST": "api.example.com/", "SYNAPSE_ACCESS_TOKEN": TOKEN + "\n"})
     assert client is not None and client.host == "https://api.example.com"
-    assert client._headers(False)["Synapse-Access-Token"] == f"Token {TOKEN}"
+    assert client.transport._headers(False)["Synapse-Access-Token"] == f"Token {TOKEN}"
 
 
 def test_from_env_user_token_wins_with_tenant_and_url_host(backend):
@@ -301,7 +301,7 @@ def test_import_is_cheap():
 def test_retry_after_parsing_is_capped():
     from email.utils import formatdate
 
-    from synapse_runtime.backend.client import MAX_RETRY_AFTER_S, _parse_retry_after
+    from synapse_runtime.backend.transport import MAX_RETRY_AFTER_S, _parse_retry_after
 
     assert _parse_retry_after("2") == 2.0
     assert _parse_retry_after("-5") == 0.0
@@ -328,7 +328,7 @@ def test_invalid_port_is_not_retried_and_names_the_variable():
     import unittest.mock
 
     client = make("https://backend.invalid:notaport", retries=3, backoff=0.01)
-    with unittest.mock.patch.object(client, "_send_once", wraps=client._send_once) as send:
+    with unittest.mock.patch.object(client.transport, "_send_once", wraps=client.transport._send_once) as send:
         with pytest.raises(BackendResponseError) as info:
             client.get_model(1)
     assert send.call_count == 1
