@@ -513,6 +513,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
 
         lock = threading.Lock()
         verified: dict[str, int] = {}  # how each object was checked: {"crc32": 199, "md5": 1}
+        cancel = threading.Event()  # set on the first failure or an interrupt: the others stop at once
 
         def on_bytes(n: int) -> None:
             with lock:
@@ -547,7 +548,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
                 hasher = Hasher(info, False, st.verify_etag)
-                download(fd, info, opener, st, strategy="single", hasher=hasher, on_bytes=on_bytes)
+                download(fd, info, opener, st, strategy="single", hasher=hasher, on_bytes=on_bytes, cancel=cancel)
                 if os.fstat(fd).st_size != info.size:
                     raise ChecksumFailure("size", str(info.size), str(os.fstat(fd).st_size))
                 try:
@@ -563,14 +564,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
                 os.close(fd)
 
         try:
-            with ThreadPoolExecutor(max_workers=st.concurrency, thread_name_prefix="synapse-prefix") as pool:
-                futures = [pool.submit(one, rel, o) for rel, o in files]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for f in futures:
-                    f.cancel()
-                for f in futures:
-                    if f.done() and not f.cancelled() and f.exception() is not None:
-                        raise f.exception()  # type: ignore[misc]
+            _run_all(one, files, st.concurrency, cancel)
             from .cache import fsync_tree
 
             fsync_tree(tree)
@@ -589,3 +583,31 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
     cache.evict()
     throttle.final(done[0], False)
     return FetchResult(Path(meta["path"]), redact(p.raw), done[0], total, False, via)
+
+
+def _run_all(one: Callable[[str, dict[str, Any]], None], files: list[tuple[str, dict[str, Any]]], workers: int,
+             cancel: Any) -> None:
+    """``one`` for every object, ``workers`` at a time; on the first failure or an interrupt (SIGTERM in
+    the runner) queued objects are cancelled and running ones stopped, all joined before returning."""
+    from .transfer import DownloadCancelled
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synapse-prefix")
+    futures = []
+    try:
+        futures = [pool.submit(one, rel, o) for rel, o in files]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:
+        for f in futures:  # queued ones first, or the freed workers would start them
+            f.cancel()
+        cancel.set()
+        raise
+    finally:
+        if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
+            for f in futures:
+                f.cancel()
+            cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    errors = [e for f in futures if f.done() and not f.cancelled() and (e := f.exception()) is not None]
+    if errors:  # the first real failure, not the cancellations it caused
+        raise next((e for e in errors if not isinstance(e, DownloadCancelled)), errors[0])
+

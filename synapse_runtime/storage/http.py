@@ -46,6 +46,12 @@ class _Resp:
         finally:
             self.conn.close()
 
+    def abort(self) -> None:
+        """From another thread: wake a blocked read now (shutdown, not close: the fd stays owned)."""
+        sock = self.conn.sock
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+
 
 def endpoint_of(url: str) -> str:
     p = urlsplit(url)

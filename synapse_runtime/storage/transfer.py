@@ -41,6 +41,10 @@ class Body(Protocol):
 Opener = Callable[[int, int], Body]
 
 
+class DownloadCancelled(Exception):
+    """The download was stopped from outside (``cancel``) or after another range failed."""
+
+
 class _Seg:
     __slots__ = ("start", "end", "done")
 
@@ -71,6 +75,8 @@ class _Engine:
         self.flushing = threading.Event()
         self.inline: Hasher | None = None  # single stream in the calling thread: hash from memory
         self.flushed = 0
+        self.bodies: set[Body] = set()  # open responses, aborted when the download stops
+        self.cancel: threading.Event | None = None  # set from outside (a prefix fetch giving up)
 
     # ---- workers -------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -103,8 +109,12 @@ class _Engine:
             progressed = False
             try:
                 body = self.opener(pos, end)
+                with self.cond:
+                    self.bodies.add(body)
                 try:
                     while not self.stop.is_set():
+                        if self.cancel is not None and self.cancel.is_set():
+                            raise DownloadCancelled("the download was cancelled")
                         with self.cond:
                             end = seg.end  # may shrink when auto mode splits the tail off
                         pos = seg.start + seg.done
@@ -126,6 +136,8 @@ class _Engine:
                                 self.first_byte_at = time.monotonic()
                             self.cond.notify_all()
                 finally:
+                    with self.cond:
+                        self.bodies.discard(body)
                     try:
                         body.close()
                     except Exception:  # noqa: BLE001 - closing a broken connection may fail too
@@ -165,7 +177,21 @@ class _Engine:
             self._flush_async()
             self.flushed = end
 
+    def _abort_bodies(self) -> None:
+        """Wake workers blocked in ``body.read`` (socket shutdown), so they can be joined at once."""
+        with self.cond:
+            bodies = list(self.bodies)
+        for body in bodies:
+            abort = getattr(body, "abort", None)
+            if abort is not None:
+                try:
+                    abort()
+                except Exception:  # noqa: BLE001 - best effort: the read timeout bounds the join anyway
+                    pass
+
     def _write(self, data: bytes, pos: int) -> None:
+        if self.stop.is_set() and not self.inline_mode:
+            raise DownloadCancelled("stopped")  # never write once the caller may close the file
         view = memoryview(data)
         try:
             while len(view):
@@ -321,11 +347,13 @@ class _Engine:
                     if self.active_workers == 0 and self.error is None and self._watermark() < self.size:
                         raise TruncatedBody("download workers ended before the object was complete")
         except BaseException:
+            # Stop, wake and join every worker before returning: the caller closes the file next, and
+            # a worker still in body.read must never pwrite into a descriptor number reused by then.
             self.stop.set()
+            self._abort_bodies()
             for t in self.threads:
-                t.join(timeout=1.0)
-            deadline = time.monotonic() + 5
-            while self.flushing.is_set() and time.monotonic() < deadline:
+                t.join()  # bounded by the read timeout for sources without abort()
+            while self.flushing.is_set():
                 time.sleep(0.002)
             raise
         for t in self.threads:
@@ -359,7 +387,8 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strategy: str | None = None,
-             hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None) -> None:
+             hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None,
+             cancel: threading.Event | None = None) -> None:
     """Fill ``fd`` (opened read-write, empty) with the object's bytes and feed ``hasher`` in order.
 
     Raises the last transient error once the retry budget of a range is spent, any other error at
@@ -375,6 +404,7 @@ def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strateg
             raise DiskError(f"cannot reserve {info.size} bytes in the cache: {exc.strerror}") from exc
     strategy = strategy or st.strategy
     engine = _Engine(fd, info.size, opener, st, strategy, on_bytes)
+    engine.cancel = cancel
     if strategy == "single" or (strategy == "auto" and info.size < 4 * st.part_size):
         engine.run_inline(hasher)  # one stream either way: no worker thread
     else:

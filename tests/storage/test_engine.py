@@ -98,3 +98,79 @@ def test_small_or_single_runs_inline_without_worker_threads(tmp_path: Path, monk
     src.open = spy  # type: ignore[method-assign]
     assert _run(tmp_path, src, _settings(monkeypatch, SYNAPSE_S3_STRATEGY=strategy)) == data
     assert all("synapse-fetch" not in names for names in seen)
+
+
+def test_interrupted_prefix_cancels_queued_objects_and_joins_running_ones() -> None:
+    """SIGTERM in the runner arrives as an exception in the main thread: queued objects never start,
+    running ones see ``cancel`` and stop, and all are joined before the exception leaves."""
+    import signal
+
+    from synapse_runtime.storage.fetcher import _run_all
+
+    cancel = threading.Event()
+    started, finished = [], []
+
+    def one(rel: str, o: dict) -> None:
+        started.append(rel)
+        cancel.wait(5)  # a download that only stops when cancelled
+        finished.append(rel)
+
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal, as SIGTERM is
+    with pytest.raises(KeyboardInterrupt):
+        _run_all(one, [(f"f{i}", {}) for i in range(40)], 2, cancel)
+    assert cancel.is_set() and len(started) == 2 and sorted(finished) == sorted(started)
+
+
+def test_first_failure_is_reported_not_the_cancellations_it_caused() -> None:
+    from synapse_runtime.storage.fetcher import _run_all
+    from synapse_runtime.storage.transfer import DownloadCancelled
+
+    cancel = threading.Event()
+
+    def one(rel: str, o: dict) -> None:
+        if rel == "f1":
+            time.sleep(0.1)
+            raise OSError("disk on fire")
+        if not cancel.wait(5):
+            return
+        raise DownloadCancelled("cancelled")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        _run_all(one, [(f"f{i}", {}) for i in range(20)], 3, cancel)
+
+
+def test_failed_download_joins_workers_blocked_in_read(tmp_path: Path, monkeypatch) -> None:
+    """A range that fails ends the download; a worker stuck in ``body.read`` is woken (abort) and joined
+    before ``download`` returns, so it can never write into a file descriptor the caller closed."""
+    from synapse_runtime.storage.retry import HTTPStatusError
+
+    size = 8 * MiB
+    released = threading.Event()
+
+    class Stuck:
+        def read(self, n: int) -> bytes:
+            released.wait(30)  # like a socket with nothing to read; only abort() wakes it
+            return b""
+
+        def abort(self) -> None:
+            released.set()
+
+        def close(self) -> None:
+            pass
+
+    def opener(start: int, end: int):
+        if start == 0:
+            time.sleep(0.2)  # the others are in read() by now
+            raise HTTPStatusError(403, "AccessDenied")
+        return Stuck()
+
+    st = _settings(monkeypatch, SYNAPSE_S3_STRATEGY="parallel", SYNAPSE_S3_CONCURRENCY="4")
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(HTTPStatusError):
+            download(fd, ObjectInfo(size=size), opener, st)
+        alive = [t.name for t in threading.enumerate() if t.name == "synapse-fetch"]
+    finally:
+        os.close(fd)
+    assert released.is_set() and alive == [] and time.monotonic() - t0 < 10
