@@ -26,12 +26,14 @@ class Source:
         self.data, self.rate, self.range_delay = data, rate, range_delay
         self.opens: list[tuple[int, int]] = []
         self.lock = threading.Lock()
+        self.busy = threading.Lock()
 
     def open(self, start: int, end: int):
         with self.lock:
             self.opens.append((start, end))
-        if start > 0:
-            time.sleep(self.range_delay)
+        if start > 0 and self.range_delay:
+            with self.busy:  # like moto: the whole server is busy re-reading the object meanwhile
+                time.sleep(self.range_delay)
         src = self
 
         class Body:
@@ -39,6 +41,8 @@ class Source:
 
             def read(self, n: int) -> bytes:
                 n = min(n, end - self.pos)
+                with src.busy:
+                    pass
                 time.sleep(n / src.rate)
                 out = src.data[self.pos:self.pos + n]
                 self.pos += n

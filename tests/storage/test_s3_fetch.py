@@ -75,12 +75,13 @@ def test_parallel_strategy_same_bytes(s3, bucket: str, cache_dir: Path, monkeypa
     assert hashlib.sha256(r.path.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
-def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monkeypatch, proxy) -> None:
-    """A stream slower than SYNAPSE_S3_SPLIT_BELOW_MIBS gets its tail fetched as parallel ranges."""
+def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monkeypatch, proxy, server_kind) -> None:
+    """A stream slower than SYNAPSE_S3_SPLIT_BELOW_MIBS gets its tail fetched as parallel ranges (after a
+    probe range); moto, which re-reads the whole object for every ranged GET, keeps its one stream."""
     data = os.urandom(4 * 1024 * 1024)
     s3.put_object(Bucket=bucket, Key="slow.bin", Body=data)
     monkeypatch.setenv("SYNAPSE_S3_SPLIT_BELOW_MIBS", "100000")  # everything is 'slow'
-    monkeypatch.setenv("SYNAPSE_S3_SPLIT_AFTER", "0")
+    monkeypatch.setenv("SYNAPSE_S3_SPLIT_AFTER", "0.2")  # judged inside the stall below, then the probe's window
     monkeypatch.setenv("SYNAPSE_S3_PART_SIZE", str(256 * 1024))
     monkeypatch.setenv("SYNAPSE_S3_CHUNK_SIZE", str(16 * 1024))
     from .netutil import Fault
@@ -88,7 +89,10 @@ def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monk
     proxy.faults[:] = [Fault("stall", 200_000, 0.6)]  # a slow first GET
     r = fetch(f"s3://{bucket}/slow.bin", cache_dir=cache_dir)
     assert r.path.read_bytes() == data
-    assert proxy.count("GET") > 2  # ranges were issued
+    if server_kind == "moto":
+        assert proxy.count("GET") == 2  # the stalled stream, resumed once; no ranges
+    else:
+        assert proxy.count("GET") > 3  # the probe and the ranges
 
 
 def test_cache_hit_is_one_head(s3, bucket: str, cache_dir: Path, proxy) -> None:
