@@ -46,12 +46,13 @@ class DownloadCancelled(Exception):
 
 
 class _Seg:
-    __slots__ = ("start", "end", "done")
+    __slots__ = ("start", "end", "done", "first_at")
 
     def __init__(self, start: int, end: int) -> None:
         self.start = start
         self.end = end
         self.done = 0
+        self.first_at: float | None = None  # when its first bytes arrived (auto's probe is judged by it)
 
 
 class _Engine:
@@ -75,6 +76,7 @@ class _Engine:
         self.flushing = threading.Event()
         self.inline: Hasher | None = None  # single stream in the calling thread: hash from memory
         self.flushed = 0
+        self.started = time.monotonic()
         self.bodies: set[Body] = set()  # open responses, aborted when the download stops
         self.cancel: threading.Event | None = None  # set from outside (a prefix fetch giving up)
 
@@ -132,8 +134,10 @@ class _Engine:
                         with self.cond:
                             seg.done += len(data)
                             self.transferred += len(data)
+                            if seg.first_at is None:
+                                seg.first_at = time.monotonic()
                             if self.first_byte_at is None:
-                                self.first_byte_at = time.monotonic()
+                                self.first_byte_at = seg.first_at
                             self.cond.notify_all()
                 finally:
                     with self.cond:
@@ -272,13 +276,14 @@ class _Engine:
         return True
 
     def _auto_step(self, probe: dict[str, float]) -> bool:
-        """``auto``: one stream, then a probe range, then every worker if the probe paid; False once decided.
+        """``auto``: one stream, then a probe range, then every worker if the probe answered promptly.
 
-        After ``split_after`` s of streaming at rate r1 (below ``split_below``), the object's last part
-        is fetched as a range beside the stream for ``split_after`` s more.  If the two together beat r1
-        by 10 %, the rest of the stream is cut into ranges for every worker (a real server: ranges
-        scale); if not, the stream simply goes on (moto re-reads the whole object for every ranged GET):
-        one range spent on finding out, at most.
+        After ``split_after`` s of streaming slower than ``split_below``, the object's last part is
+        requested as a range beside the stream.  A server where ranges are cheap (Garage, AWS, MinIO)
+        sends its first bytes about as fast as it did for the whole GET: then the rest of the stream
+        is cut into ranges for every worker.  One that is slow to answer a range (moto reads the whole
+        object first) leaves the stream alone: one range spent on finding out.  Judged by time to
+        first byte, not by throughput, which writeback and a busy CPU swing by more than ranges gain.
         """
         now = time.monotonic()
         elapsed = now - (self.first_byte_at or now)
@@ -288,16 +293,17 @@ class _Engine:
             rate = self.transferred / max(elapsed, 1e-6)
             if rate >= self.st.split_below or not self._probe():
                 return False
-            probe.update(at=now, bytes=self.transferred, rate=rate)
+            ttfb = (self.first_byte_at or now) - self.started
+            probe.update(at=now, limit=max(4 * ttfb, 0.05, self.st.split_after))
             return True
-        window = now - probe["at"]
-        if window < max(self.st.split_after, 0.05):
-            return True
-        if (self.transferred - probe["bytes"]) / window >= probe["rate"] * 0.9:
+        seg = self.segs[-1]
+        if seg.first_at is not None and seg.first_at - probe["at"] <= probe["limit"]:
             self._split(self.st.concurrency - 2)
-        return False
+            return False
+        return now - probe["at"] <= probe["limit"]  # still waiting for the probe's first bytes
 
     def run(self, hasher: Hasher | None) -> None:
+        self.started = time.monotonic()  # before the first request: auto compares times to first byte
         part = self.st.part_size
         if self.strategy == "parallel" and self.size > part:
             self.segs = [_Seg(s, min(s + part, self.size)) for s in range(0, self.size, part)]
