@@ -7,8 +7,8 @@
 #   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
 #   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
-#   make images                     the runtime image and the S3 test server image
-#   make base | wheels | s3-image | clean-images | clean
+#   make images                     the runtime image and the S3 test server images (moto, Garage)
+#   make base | wheels | s3-image | garage-image | garage | clean-images | clean
 #
 # Every name below can be overridden from the environment or the command line.
 
@@ -18,6 +18,7 @@ SHELL := /bin/bash
 
 IMAGE           ?= synapse-runtime:dev
 S3_IMAGE        ?= synapse-runtime-s3:dev
+GARAGE_IMAGE    ?= synapse-runtime-garage:dev
 BASE_IMAGE_NAME ?= synapse-runtime-base
 DEBIAN_SUITE    ?= trixie
 AIRGAP_BASE     ?= $(BASE_IMAGE_NAME):$(DEBIAN_SUITE)
@@ -26,9 +27,9 @@ BASE_IMAGE      ?=
 # Python of the air-gapped base (trixie); the registry path asks its base (scripts/build-image.sh).
 AIRGAP_PYTHON   ?= 3.13
 
-export IMAGE S3_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
+export IMAGE S3_IMAGE GARAGE_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -107,13 +108,22 @@ s3-image: base ## moto's S3 server image, $(S3_IMAGE), from the air-gapped base
 		--build-arg WHEELHOUSE="$$wheelhouse" \
 		-t $(S3_IMAGE) .
 
-images: image s3-image ## every image the tests need
+garage: ## the Garage binary (scripts/garage.sh bin: $$GARAGE_BIN, ~/.cache, ../shared/tools, else cargo)
+	scripts/garage.sh bin
+
+garage-image: base ## Garage's S3 server image, $(GARAGE_IMAGE), from the air-gapped base (binary copied in, no network)
+	bin="$$(scripts/garage.sh bin)"; ctx=build/garage; rm -rf $$ctx; mkdir -p $$ctx; \
+	cp "$$bin" $$ctx/garage; cp scripts/garage.sh $$ctx/garage.sh; \
+	docker build -f docker/garage/Dockerfile --build-arg BASE_IMAGE=$(AIRGAP_BASE) -t $(GARAGE_IMAGE) $$ctx; \
+	rm -rf $$ctx
+
+images: image s3-image garage-image ## every image the tests need
 
 print-images: ## the image names, for scripts: KEY=VALUE lines
-	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
+	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "GARAGE_IMAGE=$(GARAGE_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
 
 clean-images: ## remove the images built here (not the base)
-	-docker image rm $(IMAGE) $(S3_IMAGE)
+	-docker image rm $(IMAGE) $(S3_IMAGE) $(GARAGE_IMAGE)
 
 clean: ## remove build outputs (wheelhouse, rootfs scratch)
 	rm -rf --one-file-system build/wheelhouse build/base

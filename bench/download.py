@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Download benchmark: synapse_runtime.storage against s5cmd, aws s3 cp, boto3 and curl, same server, same run.
+"""Download benchmark: synapse_runtime.storage against s5cmd, the AWS CLI, boto3, curl and awscrt.s3.
 
-Starts moto's S3 server (a subprocess on 127.0.0.1), uploads one big object and N small objects
-under a prefix, then runs every client as its own process under ``/usr/bin/time -f %M`` (peak
-RSS) and reports the best wall time of ``--repeat`` runs, with ratios against ours.  It also
-measures the server's CPU seconds per run: when moto burns a full core during the fastest
-client's run, the server is the bottleneck and no client can go faster.
+One server (Garage, the real one, by default; or moto), one object and N objects under a prefix,
+every client run as its own process under ``/usr/bin/time`` (wall, user+sys CPU, peak RSS), every
+side ending with its bytes on disk (ours fsyncs; the peers' files are fsynced by ``sync FILE...``
+inside the timed command; boto3 and the CRT fsync in-process).  Runs are paired: each round runs
+every client once, in a rotated order, so that the noise of a shared machine falls on all of them;
+the table shows medians over rounds and ratios of medians.
 
-    .venv/bin/python bench/download.py                      # 1 GiB + 200 x 4 MiB, best of 3
-    .venv/bin/python bench/download.py --size 128M --count 20 --small 4M --repeat 2   # quick
+    .venv/bin/python bench/download.py                          # Garage, 1 GiB + 200 x 4 MiB, 5 rounds
+    .venv/bin/python bench/download.py --server moto --repeat 5
+    .venv/bin/python bench/download.py --size 256M --count 50 --repeat 3 --only ours,s5cmd   # quick
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 import json
 import os
 import shutil
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
 
 
 def parse_size(text: str) -> int:
@@ -34,175 +37,183 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (the server: garage under its shell, or moto)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_cpu(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(cmd: list[str], env: dict[str, str], server_pid: int) -> tuple[float, float, float, str]:
-    """(wall seconds, peak RSS MB, server CPU seconds, stdout) of one client process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        cpu0 = cpu_seconds(server_pid)
+def timed(cmd: list[str], env: dict[str, str], server_pid: int) -> dict[str, float]:
+    """wall s, CPU s (user+sys of the client and its children), peak RSS MB, server CPU s of one run."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        cpu0 = tree_cpu(server_pid)
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], env=env,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", tf.name, *cmd], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(server_pid) - cpu0
+        server = tree_cpu(server_pid) - cpu0
         if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        peak_kb = int(rss.read().strip().splitlines()[-1])
-    return wall, peak_kb / 1024, cpu, proc.stdout
+            raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        user, system, peak_kb = tf.read().strip().splitlines()[-1].split()
+    return {"wall": wall, "cpu": float(user) + float(system), "rss_mb": int(peak_kb) / 1024, "server_cpu": server}
+
+
+def start_server(kind: str, work: Path) -> tuple[subprocess.Popen, str, dict[str, str], str]:
+    """(process, endpoint, credentials env, region)."""
+    if kind == "garage":
+        from tests.storage.garage import start_garage
+
+        g = start_garage(work / "garage")
+        return g.proc, g.endpoint, {"AWS_ACCESS_KEY_ID": g.access, "AWS_SECRET_ACCESS_KEY": g.secret}, g.region
+    from tests.storage.netutil import start_moto
+
+    proc, endpoint = start_moto()
+    return proc, endpoint, {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}, "us-east-1"
+
+
+def upload(s3, work: Path, size: int, count: int, small: int, multipart: bool) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3.create_bucket(Bucket="bench")
+    src = work / "src.bin"
+    with open(src, "wb") as fh:
+        left = size
+        while left > 0:
+            block = os.urandom(min(left, 64 << 20))
+            fh.write(block)
+            left -= len(block)
+    # boto3's defaults: 8 MiB parts above 8 MiB, a CRC32 stored with every upload (composite when multipart)
+    threshold = 8 << 20 if multipart else 5 << 30
+    s3.upload_file(str(src), "bench", "big.bin", Config=TransferConfig(multipart_threshold=threshold))
+    src.unlink()
+    payload = os.urandom(small)
+    for i in range(count):
+        s3.put_object(Bucket="bench", Key=f"many/part-{i:04d}.bin", Body=payload[:small - 8] + i.to_bytes(8, "big"))
+
+
+def clients(endpoint: str, region: str, out: Path, cache: Path, big_url: str, curl_cfg: Path) -> dict[str, dict[str, list[str]]]:
+    py = sys.executable
+    ours = [py, "-m", "synapse_runtime.storage", "fetch"]
+    synced = lambda cmd, files: ["sh", "-c", f'{cmd} && sync {files}']  # noqa: E731 - fsync of just these files
+    boto_one = ("import sys, os, boto3; boto3.client('s3').download_file('bench', sys.argv[1], sys.argv[2]); "
+                "fd = os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd)")
+    boto_many = ("import sys, os, boto3; c = boto3.client('s3'); os.makedirs(sys.argv[2], exist_ok=True)\n"
+                 "for p in c.get_paginator('list_objects_v2').paginate(Bucket='bench', Prefix='many/'):\n"
+                 "    for o in p.get('Contents', []):\n"
+                 "        d = os.path.join(sys.argv[2], os.path.basename(o['Key'])); c.download_file('bench', o['Key'], d)\n"
+                 "        fd = os.open(d, os.O_RDONLY); os.fsync(fd); os.close(fd)")
+    crt = [py, str(ROOT / "bench" / "crt_get.py"), endpoint, region, "bench"]
+    e = f"--endpoint-url {endpoint}"
+    return {
+        "object": {
+            "ours": ours + ["s3://bench/big.bin", "--cache-dir", str(cache)],
+            "ours (parallel)": ["env", "SYNAPSE_S3_STRATEGY=parallel", *ours, "s3://bench/big.bin", "--cache-dir", str(cache)],
+            "s5cmd": synced(f"s5cmd {e} cp s3://bench/big.bin {out}/big.bin", f"{out}/big.bin"),
+            "aws s3 cp": synced(f"aws {e} s3 cp --only-show-errors s3://bench/big.bin {out}/big.bin", f"{out}/big.bin"),
+            "boto3": [py, "-c", boto_one, "big.bin", f"{out}/big.bin"],
+            "curl": synced(f"curl -sSf -o {out}/big.bin '{big_url}'", f"{out}/big.bin"),
+            "awscrt": crt + ["big.bin", f"{out}/big.bin"],
+        },
+        "prefix": {
+            "ours": ours + ["s3://bench/many/", "--cache-dir", str(cache)],
+            "s5cmd": synced(f"s5cmd {e} cp 's3://bench/many/*' {out}/many/", f"{out}/many/*"),
+            "aws s3 cp": synced(f"aws {e} s3 cp --recursive --only-show-errors s3://bench/many/ {out}/many/", f"{out}/many/*"),
+            "boto3": [py, "-c", boto_many, "many/", f"{out}/many"],
+            "curl": synced(f"curl -sSf --parallel --parallel-max 8 --create-dirs -K {curl_cfg}", f"{out}/many/*"),
+            "awscrt": crt + ["many/", f"{out}/many"],
+        },
+    }
+
+
+def report(results: list[dict], scenario: str, label: str, total: int) -> None:
+    rows: dict[str, list[dict]] = {}
+    for r in results:
+        if r["scenario"] == scenario:
+            rows.setdefault(r["client"], []).append(r)
+    if not rows:
+        return
+    med = {c: {k: statistics.median(x[k] for x in rs) for k in ("wall", "cpu", "rss_mb", "server_cpu")} for c, rs in rows.items()}
+    peers = {c: m for c, m in med.items() if not c.startswith("ours")}
+    fastest = min(peers, key=lambda c: peers[c]["wall"]) if peers else None
+    gib = total / 2**30
+    print(f"## {label} (median of {len(next(iter(rows.values())))} paired rounds)")
+    print("| client | wall s | min s | MiB/s | CPU s/GiB | peak RSS MB | server CPU s | fastest peer's wall / this |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c, m in med.items():
+        ratio = f"{peers[fastest]['wall'] / m['wall']:.2f}x" if fastest else "-"
+        print(f"| {c} | {m['wall']:.3f} | {min(x['wall'] for x in rows[c]):.3f} | {total / 2**20 / m['wall']:.0f} | "
+              f"{m['cpu'] / gib:.2f} | {m['rss_mb']:.0f} | {m['server_cpu']:.2f} | {ratio} |")
+    print(f"(fastest peer: {fastest}; > 1.00x: faster than it)\n")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", choices=("garage", "moto"), default="garage")
     ap.add_argument("--size", default="1G", help="size of the single object (default 1G)")
     ap.add_argument("--count", type=int, default=200, help="objects under the prefix (default 200)")
     ap.add_argument("--small", default="4M", help="size of each prefix object (default 4M)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per client, best wall time kept (default 3)")
-    ap.add_argument("--multipart", action="store_true", help="upload the big object multipart (8 MiB parts)")
-    ap.add_argument("--skip", default="", help="comma-separated clients to skip (e.g. aws,boto3)")
-    ap.add_argument("--workdir", default=None, help="where downloads go (default: a temp dir)")
-    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--repeat", type=int, default=5, help="paired rounds (default 5); medians are reported")
+    ap.add_argument("--single-part", action="store_true", help="upload the big object in one PUT (default: boto3 multipart)")
+    ap.add_argument("--only", default="", help="comma-separated clients to run (e.g. ours,s5cmd,awscrt)")
+    ap.add_argument("--scenarios", default="object,prefix")
+    ap.add_argument("--json", default=None, help="also write every run here")
     args = ap.parse_args()
     size, small = parse_size(args.size), parse_size(args.small)
-    skip = set(filter(None, args.skip.split(",")))
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="synapse-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-           "AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(ROOT),
-           "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "SYNAPSE_CACHE_DIR"):
-        env.pop(var, None)
-    results: list[dict] = []
-    # As installed (a wheel install byte-compiles; the image does at build time): without this, a host with
-    # PYTHONDONTWRITEBYTECODE=1 and an editable install re-parses every module, which is most of a cache hit.
+    only = set(filter(None, args.only.split(",")))
+    work = Path(tempfile.mkdtemp(prefix="synapse-bench-"))
     import compileall
 
-    compileall.compile_dir(str(ROOT / "synapse_runtime"), quiet=1)
+    compileall.compile_dir(str(ROOT / "synapse_runtime"), quiet=1)  # measured as installed (wheel, image)
+    server, endpoint, creds, region = start_server(args.server, work)
+    env = {**os.environ, **creds, "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": endpoint,
+           "AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(ROOT), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+           "AWS_CONFIG_FILE": str(work / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(work / "none")}
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "SYNAPSE_CACHE_DIR", "SYNAPSE_S3_STRATEGY"):
+        env.pop(var, None)
+    results: list[dict] = []
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         import boto3
-        from boto3.s3.transfer import TransferConfig
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench-secret")
-        s3.create_bucket(Bucket="bench")
-        src = work / "src.bin"
-        with open(src, "wb") as fh:
-            left = size
-            block = os.urandom(min(size, 64 << 20) or 1)
-            while left > 0:
-                fh.write(block[: min(left, len(block))])
-                left -= len(block)
-        threshold = 8 << 20 if args.multipart else 5 << 30
-        s3.upload_file(str(src), "bench", "big.bin", Config=TransferConfig(multipart_threshold=threshold))
-        src.unlink()
-        payload = os.urandom(small)
-        for i in range(args.count):
-            s3.put_object(Bucket="bench", Key=f"many/part-{i:04d}.bin", Body=payload[:small - 8] + i.to_bytes(8, "big"))
-        big_url = s3.generate_presigned_url("get_object", Params={"Bucket": "bench", "Key": "big.bin"}, ExpiresIn=7200)
-        small_urls = [s3.generate_presigned_url("get_object", Params={"Bucket": "bench", "Key": f"many/part-{i:04d}.bin"},
-                                                ExpiresIn=7200) for i in range(args.count)]
-        print(f"server: moto {endpoint}; object {size / 2**20:.0f} MiB ({'multipart' if args.multipart else 'single-part'}); "
-              f"prefix {args.count} x {small / 2**20:.1f} MiB; best of {args.repeat}", flush=True)
-
-        out = work / "out"
-        cache = work / "cache"
+        s3 = boto3.session.Session(aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                                   region_name=region).client("s3", endpoint_url=endpoint)
+        upload(s3, work, size, args.count, small, not args.single_part)
+        sign = lambda k: s3.generate_presigned_url("get_object", Params={"Bucket": "bench", "Key": k}, ExpiresIn=7200)  # noqa: E731
+        out, cache = work / "out", work / "cache"
         curl_cfg = work / "curl.cfg"
-        curl_cfg.write_text("".join(f'url = "{u}"\noutput = "{out}/many/{i:04d}"\n' for i, u in enumerate(small_urls)))
-        boto_one = ("import sys, boto3; boto3.client('s3').download_file('bench', sys.argv[1], sys.argv[2])")
-        boto_many = ("import sys, os, boto3; c = boto3.client('s3'); os.makedirs(sys.argv[2], exist_ok=True)\n"
-                     "for p in c.get_paginator('list_objects_v2').paginate(Bucket='bench', Prefix='many/'):\n"
-                     "    for o in p.get('Contents', []): c.download_file('bench', o['Key'], os.path.join(sys.argv[2], os.path.basename(o['Key'])))")
-        ours = [sys.executable, "-m", "synapse_runtime.storage", "fetch"]
-        # Like for like: s5cmd, the AWS CLI and curl check sizes only; ours also hashes every byte against the
-        # ETag by default. SYNAPSE_VERIFY_ETAG=0 leaves that out (sizes and any expected sha256 still checked).
-        ours_size_only = ["env", "SYNAPSE_VERIFY_ETAG=0", *ours]
-        scenarios = {
-            "object": {
-                "ours (cold, size check)": ours_size_only + ["s3://bench/big.bin", "--cache-dir", str(cache)],
-                "ours (cold)": ours + ["s3://bench/big.bin", "--cache-dir", str(cache)],
-                "ours (cache hit)": ours + ["s3://bench/big.bin", "--cache-dir", str(cache)],
-                "s5cmd": ["s5cmd", "--endpoint-url", endpoint, "cp", "s3://bench/big.bin", f"{out}/big.bin"],
-                "aws s3 cp": ["aws", "--endpoint-url", endpoint, "s3", "cp", "--only-show-errors", "s3://bench/big.bin", f"{out}/big.bin"],
-                "boto3 download_file": [sys.executable, "-c", boto_one, "big.bin", f"{out}/big.bin"],
-                "curl (limit)": ["curl", "-sSf", "-o", f"{out}/big.bin", big_url],
-            },
-            "prefix": {
-                "ours (cold, size check)": ours_size_only + ["s3://bench/many/", "--cache-dir", str(cache)],
-                "ours (cold)": ours + ["s3://bench/many/", "--cache-dir", str(cache)],
-                "ours (cache hit)": ours + ["s3://bench/many/", "--cache-dir", str(cache)],
-                "s5cmd": ["s5cmd", "--endpoint-url", endpoint, "cp", "s3://bench/many/*", f"{out}/many/"],
-                "aws s3 cp": ["aws", "--endpoint-url", endpoint, "s3", "cp", "--recursive", "--only-show-errors", "s3://bench/many/", f"{out}/many/"],
-                "boto3 download_file": [sys.executable, "-c", boto_many, "many/", f"{out}/many"],
-                "curl (limit)": ["curl", "-sSf", "--parallel", "--parallel-max", "8", "--create-dirs", "-K", str(curl_cfg)],
-            },
-        }
-        names = {"s5cmd": "s5cmd", "aws s3 cp": "aws", "boto3 download_file": "boto3", "curl (limit)": "curl",
-                 "ours (cold)": "ours", "ours (cache hit)": "ours", "ours (cold, size check)": "ours"}
-        for scenario, clients in scenarios.items():
-            for client, cmd in clients.items():
-                if names[client] in skip:
-                    continue
-                best = None
-                for _ in range(args.repeat):
+        curl_cfg.write_text("".join(f'url = "{sign(f"many/part-{i:04d}.bin")}"\noutput = "{out}/many/part-{i:04d}.bin"\n'
+                                    for i in range(args.count)))
+        table = clients(endpoint, region, out, cache, sign("big.bin"), curl_cfg)
+        print(f"server: {args.server} {endpoint}; object {size / 2**20:.0f} MiB "
+              f"({'single-part' if args.single_part else 'boto3 multipart, 8 MiB parts'}); prefix {args.count} x "
+              f"{small / 2**20:.1f} MiB; {args.repeat} paired rounds; {os.cpu_count()} CPUs (shared machine: noisy)", flush=True)
+        for scenario in args.scenarios.split(","):
+            names = [c for c in table[scenario] if not only or c in only or c.split(" ")[0] in only]
+            for rnd in range(args.repeat):
+                order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotated: no client always first
+                for client in order:
                     shutil.rmtree(out, ignore_errors=True)
-                    out.mkdir(parents=True)
-                    if client.startswith("ours (cold"):
-                        shutil.rmtree(cache, ignore_errors=True)
-                    wall, rss, cpu, stdout = timed(cmd, env, server.pid)
-                    inproc = None
-                    if client.startswith("ours"):
-                        inproc = json.loads(stdout.strip().splitlines()[-1]).get("seconds")
-                    if best is None or wall < best["wall"]:
-                        best = {"scenario": scenario, "client": client, "wall": wall, "rss_mb": rss,
-                                "server_cpu": cpu, "in_process": inproc}
-                assert best is not None
-                total = size if scenario == "object" else small * args.count
-                best["mib_s"] = total / 2**20 / best["wall"]
-                results.append(best)
-                extra = f"  (fetch() itself {best['in_process'] * 1000:.0f} ms)" if best["in_process"] is not None else ""
-                print(f"  {scenario:7s} {client:20s} {best['wall']:8.3f} s {best['rss_mb']:7.1f} MB  "
-                      f"server CPU {best['server_cpu']:6.2f} s{extra}", flush=True)
+                    shutil.rmtree(cache, ignore_errors=True)
+                    (out / "many").mkdir(parents=True)
+                    r = timed(table[scenario][client], env, server.pid)
+                    r.update(scenario=scenario, client=client, round=rnd)
+                    results.append(r)
+                    print(f"  {scenario:6s} round {rnd} {client:16s} {r['wall']:7.3f} s  CPU {r['cpu']:5.2f} s  "
+                          f"{r['rss_mb']:5.0f} MB  server CPU {r['server_cpu']:5.2f} s", flush=True)
     finally:
         server.terminate()
-        server.wait(10)
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
-
+        server.wait(15)
+        shutil.rmtree(work, ignore_errors=True)
     print()
-    for scenario in ("object", "prefix"):
-        rows = [r for r in results if r["scenario"] == scenario]
-        ours = next((r for r in rows if r["client"] == "ours (cold)"), None)
-        if not rows:
-            continue
-        label = f"{size / 2**20:.0f} MiB object" if scenario == "object" else f"{args.count} x {small / 2**20:.1f} MiB prefix"
-        print(f"## {label}")
-        print("| client | wall s | MiB/s | peak RSS MB | server CPU s | ours cold vs it |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            ratio = f"{r['wall'] / ours['wall']:.2f}x" if ours and r is not ours else "-"
-            print(f"| {r['client']} | {r['wall']:.3f} | {r['mib_s']:.0f} | {r['rss_mb']:.0f} | {r['server_cpu']:.2f} | {ratio} |")
-        print("(ratio > 1: ours is faster; the server CPU column shows how busy moto was; a value near the wall"
-              " time means one core saturated, i.e. the server is the bottleneck)\n")
+    report(results, "object", f"{size / 2**20:.0f} MiB object on {args.server}", size)
+    report(results, "prefix", f"{args.count} x {small / 2**20:.1f} MiB prefix on {args.server}", small * args.count)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -314,8 +314,11 @@ class Run:
         writer = self.writer
         assert writer is not None
 
-        def progress(u: str, done: int, total: int | None, cached: bool) -> None:
-            writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": cached})
+        def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
+            fields: dict[str, Any] = {"uri": u, "bytes": done, "total": total, "cached": cached}
+            if via is not None:  # which path served: a fallback from the fast path to boto3 shows
+                fields["via"] = via
+            writer.emit("download", fields)
 
         extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
         result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-#: progress callback: (uri, bytes_done, total, cached); called at most ~4 times a second plus first and final
+#: progress callback: (uri, bytes_done, total, cached); called at most ~4 times a second plus first and final.
+#: A callback that also takes a ``via`` keyword is told which path serves: "fast path" (our own S3
+#: signer), "boto3", "http" (presigned URLs) or "local".
 ProgressFn = Callable[[str, int, "int | None", bool], None]
 
 
@@ -23,6 +25,7 @@ class FetchResult:
     bytes: int  # bytes transferred this time (0 on a cache hit or a local path)
     total: int | None  # total size of the object(s)
     cached: bool  # served from the cache (after one revalidation request) or a local path
+    via: str | None = None  # "fast path", "boto3", "http" or "local": which path served (never silent)
 
 
 def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract: bool = False,

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "fetch":
             r = fetch(args.uri, cache_dir=args.cache_dir, dest=args.dest, extract=args.extract, sha256=args.sha256,
                       progress=show if args.progress else None)
-            out = {"path": str(r.path), "bytes": r.bytes, "total": r.total, "cached": r.cached}
+            out = {"path": str(r.path), "bytes": r.bytes, "total": r.total, "cached": r.cached, "via": r.via}
         else:
             out = {"bytes": upload_dir(args.local_dir, args.uri, progress=show if False else None)}
     except PluginError as exc:

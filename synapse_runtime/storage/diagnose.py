@@ -27,6 +27,14 @@ def storage_error(exc: BaseException, uri: str, endpoint: str, *, action: str = 
     presigned = "?" in uri and "x-amz-" in uri.lower()
     if isinstance(exc, DiskError):
         cause, hint, kind = str(exc), "free space in SYNAPSE_CACHE_DIR or lower SYNAPSE_CACHE_MAX_BYTES", "disk"
+    elif _is_tls_failure(exc):
+        cause = f"TLS verification failed ({_short(exc)})"
+        hint = ("trust the server's CA with AWS_CA_BUNDLE (or REQUESTS_CA_BUNDLE), a PEM file; "
+                "check that the endpoint's certificate names its host")
+        kind = "tls"
+    elif type(exc).__name__ == "InsecureRedirect":
+        cause = f"the server redirected to plain http ({_short(exc)})"
+        hint, kind = "use the https URL the server means; a redirect from https to http is never followed", "redirect"
     elif code in ("NoSuchBucket",) or bucket_missing:
         cause = "the bucket does not exist (NoSuchBucket)"
         hint, kind = "check the bucket name and that AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL points at the right server", "NoSuchBucket"
@@ -69,6 +77,21 @@ def checksum_error(uri: str, endpoint: str, what: str, expected: str, actual: st
         f"cannot fetch {safe_uri} from {endpoint}: checksum mismatch ({what}: expected {expected}, got {actual}); "
         "nothing was kept", hint=hint,
         details={"uri": safe_uri, "endpoint": endpoint, "cause": "checksum mismatch", "what": what})
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A certificate the client does not trust (ours: ssl's error; boto3's: botocore.exceptions.SSLError)."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # botocore wraps urllib3's error, which wraps ssl's
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or type(seen).__name__ == "SSLError" or (
+                isinstance(seen, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_unreachable(exc: BaseException) -> bool:

@@ -69,7 +69,7 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
             raise StorageError(f"cannot copy {redact(uri)} to {dest}: {exc.strerror or exc}",
                                hint="check that the destination is writable and has space",
                                details={"uri": redact(uri), "cause": "disk"}) from exc
-        result = FetchResult(path=final, uri=result.uri, bytes=result.bytes, total=result.total, cached=result.cached)
+        result = FetchResult(path=final, uri=result.uri, bytes=result.bytes, total=result.total, cached=result.cached, via=result.via)
     return result
 
 
@@ -90,9 +90,9 @@ def _fetch_local(p: ParsedURI, st: Settings, cache_dir: Any, extract: bool, sha2
         stat = path.stat()
         key = entry_key(kind="local", path=str(path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns, ino=stat.st_ino)
         meta = _ensure_extracted(cache, st, key, path, p.raw, p.basename, sha256)
-        result = FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta["bytes"]), True)
+        result = FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta["bytes"]), True, "local")
     else:
-        result = FetchResult(path, p.raw, 0, size, True)
+        result = FetchResult(path, p.raw, 0, size, True, "local")
     if progress:
         progress(p.raw, result.total or 0, result.total, True)
     return result
@@ -101,22 +101,25 @@ def _fetch_local(p: ParsedURI, st: Settings, cache_dir: Any, extract: bool, sha2
 # ---- S3 objects ------------------------------------------------------------------------------
 def _fetch_s3_object(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sha256: str | None,
                      progress: ProgressFn | None) -> FetchResult:
+    from .awsenv import env_endpoint
+    from .fastpath import FastPath
     from .s3 import guess_part_size, info_from_headers
-    from .sigv4 import LightS3, env_endpoint
 
     s3 = None
-    light = LightS3.from_env()
+    fast, refusal = FastPath.from_env()
     info = None
-    endpoint = light.endpoint if light else ""
-    if light is not None:
+    endpoint = fast.endpoint if fast else ""
+    if fast is not None:
         try:
-            status, headers = light.head(p.bucket, p.key, st.connect_timeout)
+            status, headers = fast.head(p.bucket, p.key, st.connect_timeout)
             if status == 200:
                 info = info_from_headers(headers)
-            else:
-                light = None  # let boto3 produce the precise error (and handle redirects)
-        except OSError:
-            light = None
+            else:  # let boto3 produce the precise error (and handle redirects)
+                fast, refusal = None, _fell_back(p, f"HEAD answered {status}")
+        except OSError as exc:
+            if _tls_refused(exc):
+                raise storage_error(exc, p.raw, endpoint) from None  # boto3 would refuse it too
+            fast, refusal = None, _fell_back(p, f"HEAD failed: {type(exc).__name__}")
     if info is None:
         s3 = _client(st)
         endpoint = s3.endpoint
@@ -132,14 +135,15 @@ def _fetch_s3_object(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sh
     def make_opener() -> tuple[Opener, Any]:
         nonlocal s3
         assert info is not None
-        if light is not None:
+        if fast is not None:
             from . import http
 
             if info.parts and info.md5_etag:
-                _light_part_size(light, p, st, info)
+                _fast_part_size(fast, p, st, info)
                 if not info.part_size:
                     info.part_size = guess_part_size(info.size, info.parts)
-            return http.opener(light.url(p.bucket, p.key), st, info, None, signer=light.object_headers), None
+            return http.opener(fast.url(p.bucket, p.key), st, info, None, signer=fast.object_headers,
+                               connect=fast.connection), None
         if s3 is None:
             s3 = _client(st)
         s3.confirm_part_size(p.bucket, p.key, info)
@@ -148,13 +152,27 @@ def _fetch_s3_object(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sh
     def on_error(exc: BaseException) -> StorageError:
         return _s3_error(exc, p, s3) if s3 is not None else storage_error(exc, p.raw, endpoint)
 
-    return _fetch_object(cache, st, p, endpoint, info, key, make_opener, on_error, extract, sha256, progress)
+    via = fast.name if fast is not None else "boto3"
+    return _fetch_object(cache, st, p, endpoint, info, key, make_opener, on_error, extract, sha256, progress,
+                         via=via, fallback=refusal)
 
 
-def _light_part_size(light: Any, p: ParsedURI, st: Settings, info: ObjectInfo) -> None:
-    """HEAD ?partNumber=1 through the light path: the part size, when the server supports it."""
+def _fell_back(p: ParsedURI, why: str) -> str:
+    """The fast path gave a request to boto3: never silently (a log line; ``via``/``fallback`` in result and entry)."""
+    log.warning("%s: the fast path handed over to boto3 (%s)", redact(p.raw), why)
+    return why
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    import ssl
+
+    return isinstance(exc, ssl.SSLCertVerificationError)
+
+
+def _fast_part_size(fast: Any, p: ParsedURI, st: Settings, info: ObjectInfo) -> None:
+    """HEAD ?partNumber=1 through the fast path: the part size, when the server supports it."""
     try:
-        status, h = light.head(p.bucket, p.key, st.connect_timeout, query="partNumber=1")
+        status, h = fast.head(p.bucket, p.key, st.connect_timeout, part_number=1)
     except OSError:
         return
     try:
@@ -236,7 +254,7 @@ def _fetch_http(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sha256:
 
     try:
         return _fetch_object(cache, st, p, endpoint, info, key, make_opener, on_error, extract, sha256,
-                             progress, before_wait=drop_first)
+                             progress, before_wait=drop_first, via="http")
     finally:
         drop_first()
 
@@ -245,8 +263,10 @@ def _fetch_http(p: ParsedURI, st: Settings, cache: Cache, extract: bool, sha256:
 def _fetch_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                   make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
                   extract: bool, sha256: str | None, progress: ProgressFn | None,
-                  before_wait: Callable[[], None] | None = None) -> FetchResult:
-    throttle = Throttle(progress, redact(p.raw), info.size)
+                  before_wait: Callable[[], None] | None = None, via: str = "http",
+                  fallback: str | None = None) -> FetchResult:
+    """``via``: which path serves (``fast path``, ``boto3``, ``http``); ``fallback``: why not the fast path."""
+    throttle = Throttle(progress, redact(p.raw), info.size, via=via)
     xkey = entry_key(kind="extract", base=key) if extract else None
     meta = cache.lookup(xkey or key)
     if meta is not None:
@@ -254,12 +274,12 @@ def _fetch_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info:
             before_wait()
         _check_hit_sha256(cache, st, p, endpoint, key, xkey, meta, sha256, make_opener, on_error)
         throttle.final(0, True)
-        return FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta.get("total", meta["bytes"])), True)
+        return FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta.get("total", meta["bytes"])), True, via)
     transferred = 0
     obj = cache.lookup(key)
     if obj is None:
         obj, transferred = _produce_object(cache, st, p, endpoint, info, key, make_opener, on_error, sha256,
-                                           throttle, before_wait)
+                                           throttle, before_wait, {"via": via, "fallback": fallback})
     elif sha256 is not None:
         _check_hit_sha256(cache, st, p, endpoint, key, None, obj, sha256, make_opener, on_error)
     if xkey is not None:
@@ -269,13 +289,13 @@ def _fetch_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info:
         meta = obj
     cache.evict()
     throttle.final(transferred, transferred == 0)
-    return FetchResult(Path(meta["path"]), redact(p.raw), transferred, info.size, transferred == 0)
+    return FetchResult(Path(meta["path"]), redact(p.raw), transferred, info.size, transferred == 0, via)
 
 
 def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                     make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
-                    sha256: str | None, throttle: Throttle,
-                    before_wait: Callable[[], None] | None) -> tuple[dict[str, Any], int]:
+                    sha256: str | None, throttle: Throttle, before_wait: Callable[[], None] | None,
+                    route: dict[str, str | None] | None = None) -> tuple[dict[str, Any], int]:
     lock = cache.lock(key)
     if not lock.acquire(blocking=False):
         if before_wait:
@@ -346,7 +366,8 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
             meta = cache.commit(key, work, {"name": p.basename, "bytes": info.size, "total": info.size,
                                             "uri": redact(p.raw), "endpoint": endpoint, "etag": info.etag,
                                             "sha256": hasher.sha256_hex(), "kind": "object",
-                                            "verified": hasher.method or "size"})
+                                            "verified": hasher.method or "size",
+                                            **{k: v for k, v in (route or {}).items() if v}})
             return meta, done
         raise AssertionError("unreachable")
     finally:
@@ -426,23 +447,25 @@ def _sha256_file(path: Path) -> str:
 # ---- S3 prefixes ------------------------------------------------------------------------------
 def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
     """Every object below the prefix, layout kept; revalidated with one LIST (paged per 1000 keys)."""
-    from .sigv4 import LightS3, light_list
+    from .fastpath import FastPath
 
-    light = LightS3.from_env()
+    fast, refusal = FastPath.from_env()
     s3: Any = None
     objects: list[dict[str, Any]] = []
-    if light is not None:
+    if fast is not None:
         try:
-            objects = [o for o in light_list(light, p.bucket, p.key, st) if not str(o["Key"]).endswith("/")]
-        except Exception:  # noqa: BLE001 - boto3 below gives the precise error
-            light = None
-    if light is None:
+            objects = [o for o in fast.list_objects(p.bucket, p.key, st) if not str(o["Key"]).endswith("/")]
+        except Exception as exc:  # noqa: BLE001 - boto3 below gives the precise error
+            if _tls_refused(exc):
+                raise storage_error(exc, p.raw, fast.endpoint) from None  # boto3 would refuse it too
+            fast, refusal = None, _fell_back(p, f"ListObjectsV2 failed: {type(exc).__name__}")
+    if fast is None:
         s3 = _client(st)
         try:
             objects = [o for o in s3.list_prefix(p.bucket, p.key) if not o["Key"].endswith("/")]
         except Exception as exc:  # noqa: BLE001
             raise _s3_error(exc, p, s3) from None
-    endpoint = light.endpoint if light is not None else s3.endpoint
+    endpoint = fast.endpoint if fast is not None else s3.endpoint
     if not objects:
         raise StorageError(f"cannot fetch {p.raw} from {endpoint}: no objects under this prefix (NoSuchKey)",
                            hint="check the prefix; for a single object drop the trailing '/'",
@@ -458,21 +481,22 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
         if rel:
             files.append((rel, o))
     listing = hashlib.sha256("\n".join(f"{r}\t{o.get('ETag')}\t{o['Size']}" for r, o in files).encode()).hexdigest()
-    from .sigv4 import env_endpoint
+    from .awsenv import env_endpoint
 
+    via = fast.name if fast is not None else "boto3"
     key = entry_key(kind="prefix", endpoint=(env_endpoint() or endpoint).rstrip("/"), bucket=p.bucket,
                     prefix=p.key, listing=listing)
     total = sum(int(o["Size"]) for _, o in files)
-    throttle = Throttle(progress, redact(p.raw), total)
+    throttle = Throttle(progress, redact(p.raw), total, via=via)
     meta = cache.lookup(key)
     if meta is not None:
         throttle.final(0, True)
-        return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True)
+        return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True, via)
     with cache.lock(key):
         meta = cache.lookup(key)
         if meta is not None:
             throttle.final(0, True)
-            return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True)
+            return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True, via)
         cache.clean_stale()
         work = cache.tmp_path(key, "prefix")
         tree = work / p.basename
@@ -482,6 +506,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
 
         lock = threading.Lock()
         verified: dict[str, int] = {}  # how each object was checked: {"crc32": 199, "md5": 1}
+        cancel = threading.Event()  # set on the first failure or an interrupt: the others stop at once
 
         def on_bytes(n: int) -> None:
             with lock:
@@ -496,18 +521,19 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
             etag = (o.get("ETag") or "").strip('"') or None
             info = ObjectInfo(size=int(o["Size"]), etag=etag, md5_etag=bool(etag) and _is_md5_etag(etag))
             if info.parts and info.md5_etag:
-                if light is not None:
-                    _light_part_size(light, ParsedURI("s3", p.raw, p.bucket, okey), st, info)
+                if fast is not None:
+                    _fast_part_size(fast, ParsedURI("s3", p.raw, p.bucket, okey), st, info)
                     if not info.part_size:
                         from .s3 import guess_part_size
 
                         info.part_size = guess_part_size(info.size, info.parts)
                 else:
                     s3.confirm_part_size(p.bucket, okey, info)
-            if light is not None:
+            if fast is not None:
                 from . import http
 
-                opener = http.opener(light.url(p.bucket, okey), st, info, None, signer=light.object_headers)
+                opener = http.opener(fast.url(p.bucket, okey), st, info, None, signer=fast.object_headers,
+                                     connect=fast.connection)
             else:
                 opener = s3.opener(p.bucket, okey, info)
             target = tree / rel
@@ -515,7 +541,7 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
                 hasher = Hasher(info, False, st.verify_etag)
-                download(fd, info, opener, st, strategy="single", hasher=hasher, on_bytes=on_bytes)
+                download(fd, info, opener, st, strategy="single", hasher=hasher, on_bytes=on_bytes, cancel=cancel)
                 if os.fstat(fd).st_size != info.size:
                     raise ChecksumFailure("size", str(info.size), str(os.fstat(fd).st_size))
                 try:
@@ -531,20 +557,14 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
                 os.close(fd)
 
         try:
-            with ThreadPoolExecutor(max_workers=st.concurrency, thread_name_prefix="synapse-prefix") as pool:
-                futures = [pool.submit(one, rel, o) for rel, o in files]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for f in futures:
-                    f.cancel()
-                for f in futures:
-                    if f.done() and not f.cancelled() and f.exception() is not None:
-                        raise f.exception()  # type: ignore[misc]
+            _run_all(one, files, st.concurrency, cancel)
             from .cache import fsync_tree
 
             fsync_tree(tree)
             meta = cache.commit(key, work, {"name": p.basename, "bytes": total, "total": total, "uri": p.raw,
                                             "endpoint": endpoint, "kind": "prefix", "objects": len(files),
-                                            "verified": verified})
+                                            "verified": verified, "via": via,
+                                            **({"fallback": refusal} if refusal else {})})
         except ChecksumFailure as exc:
             raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
         except StorageError:
@@ -555,4 +575,32 @@ def _fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn
             shutil.rmtree(work, ignore_errors=True)
     cache.evict()
     throttle.final(done[0], False)
-    return FetchResult(Path(meta["path"]), redact(p.raw), done[0], total, False)
+    return FetchResult(Path(meta["path"]), redact(p.raw), done[0], total, False, via)
+
+
+def _run_all(one: Callable[[str, dict[str, Any]], None], files: list[tuple[str, dict[str, Any]]], workers: int,
+             cancel: Any) -> None:
+    """``one`` for every object, ``workers`` at a time; on the first failure or an interrupt (SIGTERM in
+    the runner) queued objects are cancelled and running ones stopped, all joined before returning."""
+    from .transfer import DownloadCancelled
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synapse-prefix")
+    futures = []
+    try:
+        futures = [pool.submit(one, rel, o) for rel, o in files]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:
+        for f in futures:  # queued ones first, or the freed workers would start them
+            f.cancel()
+        cancel.set()
+        raise
+    finally:
+        if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
+            for f in futures:
+                f.cancel()
+            cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    errors = [e for f in futures if f.done() and not f.cancelled() and (e := f.exception()) is not None]
+    if errors:  # the first real failure, not the cancellations it caused
+        raise next((e for e in errors if not isinstance(e, DownloadCancelled)), errors[0])
+

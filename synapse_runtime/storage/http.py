@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import ssl
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -45,31 +46,58 @@ class _Resp:
         finally:
             self.conn.close()
 
+    def abort(self) -> None:
+        """From another thread: wake a blocked read now (shutdown, not close: the fd stays owned)."""
+        sock = self.conn.sock
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+
 
 def endpoint_of(url: str) -> str:
     p = urlsplit(url)
     return f"{p.scheme}://{p.hostname}{':' + str(p.port) if p.port else ''}"
 
 
-def request(url: str, st: Settings, start: int = 0, end: int | None = None, if_match: str | None = None,
-            signer: Callable[[str, str], dict[str, str]] | None = None) -> _Resp:
-    """GET ``url`` (following redirects) for [start, end); raises HTTPStatusError on failure.
+Signer = Callable[[str, str, dict[str, str]], dict[str, str]]
+Connect = Callable[[str, float], http.client.HTTPConnection]
 
-    ``signer`` adds SigV4 headers (the boto3-free S3 path); presigned URLs carry theirs in the query.
+
+class InsecureRedirect(Exception):
+    """An https URL redirected to plain http: refused (it would expose the request and the bytes)."""
+
+
+def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    """Presigned URLs: the system's CAs, or AWS_CA_BUNDLE/REQUESTS_CA_BUNDLE when one is set."""
+    p = urlsplit(url)
+    if p.scheme == "https":
+        from .awsenv import ca_bundle
+
+        cafile = ca_bundle()
+        ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+        return http.client.HTTPSConnection(p.hostname, p.port, timeout=timeout, context=ctx)
+    return http.client.HTTPConnection(p.hostname, p.port, timeout=timeout)
+
+
+def request(url: str, st: Settings, start: int = 0, end: int | None = None, if_match: str | None = None,
+            signer: Signer | None = None, connect: Connect | None = None, extra: dict[str, str] | None = None) -> _Resp:
+    """GET ``url`` for [start, end); raises HTTPStatusError on failure.
+
+    ``signer`` returns every header to send, signed (the fast path); presigned URLs carry their
+    signature in the query.  Unsigned requests follow redirects, never from https to http; a signed
+    request follows none (the signature names one host: boto3 handles S3's redirects).
     """
     for _ in range(_MAX_REDIRECTS + 1):
         p = urlsplit(url)
         if p.scheme not in ("http", "https") or not p.hostname:
             raise HTTPStatusError(400, "BadURL", "not an http(s) URL")
-        cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
-        conn = cls(p.hostname, p.port, timeout=st.connect_timeout)
-        headers = {"Accept-Encoding": "identity", "User-Agent": "synapse-runtime"}
+        conn = (connect or _connect)(url, st.connect_timeout)
+        headers = {"Accept-Encoding": "identity", "User-Agent": "synapse-runtime", **(extra or {})}
         if start > 0 or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         if if_match:
             headers["If-Match"] = f'"{if_match}"'
         if signer is not None:
-            headers.update(signer("GET", url))
+            headers = signer("GET", url, headers)
         try:
             conn.connect()
             conn.sock.settimeout(st.read_timeout)
@@ -78,9 +106,12 @@ def request(url: str, st: Settings, start: int = 0, end: int | None = None, if_m
         except BaseException:
             conn.close()
             raise
-        if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
-            url = urljoin(url, resp.getheader("Location"))
+        if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location") and signer is None:
+            target = urljoin(url, resp.getheader("Location"))
             conn.close()
+            if p.scheme == "https" and urlsplit(target).scheme != "https":
+                raise InsecureRedirect(f"refused a redirect from https to {urlsplit(target).scheme}")
+            url = target
             continue
         if resp.status in (200, 206):
             skip = start if resp.status == 200 and start > 0 else 0
@@ -110,7 +141,7 @@ def first_get(url: str, st: Settings) -> tuple[ObjectInfo, _Resp]:
 
 
 def opener(url: str, st: Settings, info: ObjectInfo, first: _Resp | None,
-           signer: Callable[[str, str], dict[str, str]] | None = None) -> Opener:
+           signer: Signer | None = None, connect: Connect | None = None) -> Opener:
     """Ranges of ``url``; the first call may reuse the already open first response."""
     pending = [first] if first is not None else []
 
@@ -123,7 +154,7 @@ def opener(url: str, st: Settings, info: ObjectInfo, first: _Resp | None,
         elif pending:
             pending.pop().close()
         resp = request(url, st, start, end if end < info.size else None,
-                       if_match=None if info.extra.get("weak") else info.etag, signer=signer)
+                       if_match=None if info.extra.get("weak") else info.etag, signer=signer, connect=connect)
         etag = (resp.headers.get("etag") or "").removeprefix("W/").strip('"') or None
         if info.etag and etag and etag != info.etag:
             resp.close()

@@ -12,8 +12,12 @@ ProgressFn = Callable[[str, int, "int | None", bool], None]
 class Throttle:
     """Calls ``fn`` at most ``rate`` times per second, always for the first and the final update."""
 
-    def __init__(self, fn: ProgressFn | None, uri: str, total: int | None, rate: float = 4.0) -> None:
+    def __init__(self, fn: ProgressFn | None, uri: str, total: int | None, rate: float = 4.0,
+                 via: str | None = None) -> None:
         self.fn = fn
+        # which path serves, for callbacks that take it (the runner's download event): a fallback
+        # from the fast path to boto3 must show
+        self.kw = {"via": via} if via is not None and fn is not None and _takes_via(fn) else {}
         self.uri = uri
         self.total = total
         self.interval = 1.0 / rate
@@ -31,7 +35,7 @@ class Throttle:
                 return
             self._started = True
             self._last = now
-        self.fn(self.uri, done, self.total, False)
+        self.fn(self.uri, done, self.total, False, **self.kw)
 
     def final(self, done: int, cached: bool) -> None:
         if self.fn is None:
@@ -40,4 +44,14 @@ class Throttle:
             if self._finished:
                 return
             self._finished = True
-        self.fn(self.uri, done, self.total, cached)
+        self.fn(self.uri, done, self.total, cached, **self.kw)
+
+
+def _takes_via(fn: ProgressFn) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "via" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

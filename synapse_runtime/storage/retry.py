@@ -2,7 +2,7 @@
 
 Transient: connection resets and refusals, timeouts (including a stalled body), truncated bodies,
 HTTP 5xx, 429 and S3's SlowDown/Throttling/RequestTimeout.  Everything else (403, 404, 412, a full
-disk, a checksum mismatch) fails at once: retrying cannot help and only delays the error.
+disk, a checksum mismatch, a TLS certificate not trusted, a redirect from https to http) fails at once: retrying cannot help and only delays the error.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import random
 import socket
+import ssl
 
 RETRYABLE_CODES = {
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
@@ -50,8 +51,10 @@ def status_of(exc: BaseException) -> tuple[int | None, str]:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, DiskError):
-        return False
+    name, module = type(exc).__name__, type(exc).__module__
+    if isinstance(exc, (DiskError, ssl.SSLCertVerificationError)) or name == "InsecureRedirect" or (
+            name == "SSLError" and module.startswith("botocore")):
+        return False  # a certificate we do not trust, or a redirect we refuse, stays so on every try
     status, code = status_of(exc)
     if status is not None or code:
         return (status is not None and (status >= 500 or status == 429)) or code in RETRYABLE_CODES

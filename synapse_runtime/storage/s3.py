@@ -11,7 +11,7 @@ import os
 from typing import Any, Iterator
 
 from .config import Settings
-from .sigv4 import env_endpoint
+from .awsenv import env_endpoint, env_region
 from .transfer import Body, ObjectInfo, Opener
 
 _KNOWN_PART_SIZES = [8, 5, 16, 64, 32, 10, 50, 100, 128, 256, 15, 25, 512]  # MiB; boto3/awscli 8, s5cmd 50
@@ -45,7 +45,10 @@ class S3:
         self.anonymous = session.get_credentials() is None
         if self.anonymous:
             kwargs["signature_version"] = UNSIGNED
-        self.client = session.client("s3", region_name=session.region_name or "us-east-1", config=Config(**kwargs))
+        # env_region: AWS_DEFAULT_REGION, then AWS_REGION (which botocore alone ignores), so that boto3
+        # and the fast path always sign for the same region; else the profile's, else us-east-1
+        region = env_region() or session.region_name or "us-east-1"
+        self.client = session.client("s3", region_name=region, config=Config(**kwargs))
         self.endpoint = self.client.meta.endpoint_url
 
     # ---- reads ---------------------------------------------------------------------------
@@ -54,6 +57,8 @@ class S3:
         resp = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         return info_from_headers(
             {k.lower(): v for k, v in resp["ResponseMetadata"].get("HTTPHeaders", {}).items()})
+
+    name = "boto3"
 
     def confirm_part_size(self, bucket: str, key: str, info: ObjectInfo) -> None:
         """Learn a multipart object's part size from HEAD ?partNumber=1 (S3, MinIO); else guess it.
@@ -153,7 +158,8 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
         md5_like = False  # SSE-KMS/SSE-C ETags are not content MD5s
     checksums, checksum_type = checksums_from_headers(h) if not encoded else ({}, None)
     return ObjectInfo(size=size, etag=etag, version_id=h.get("x-amz-version-id") or None,
-                      last_modified=h.get("last-modified"), md5_etag=md5_like, extra={"weak": "1"} if weak else {},
+                      last_modified=h.get("last-modified"), md5_etag=md5_like,
+                      extra={**({"weak": "1"} if weak else {}), **({"server": h["server"]} if h.get("server") else {})},
                       checksums=checksums, checksum_type=checksum_type)
 
 

@@ -20,18 +20,15 @@ is retried with backoff, resuming each range at the first byte not yet on disk.
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import os
 import threading
 import time
-import zlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from .config import Settings
 from .retry import DiskError, TruncatedBody, backoff_delay, is_retryable
+from .verify import ChecksumFailure, Hasher, ObjectInfo, checksum_factory  # noqa: F401 - re-exported
 
 
 class Body(Protocol):
@@ -44,220 +41,18 @@ class Body(Protocol):
 Opener = Callable[[int, int], Body]
 
 
-@dataclass
-class ObjectInfo:
-    """What a HEAD (or the first GET) tells about an object; the cache key is built from it."""
-
-    size: int
-    etag: str | None = None  # without quotes
-    version_id: str | None = None
-    last_modified: str | None = None
-    md5_etag: bool = False  # the ETag is a content MD5 (single part) or an MD5 of part MD5s
-    part_size: int | None = None  # multipart part size when known
-    part_size_confirmed: bool = False  # known from the server, not guessed
-    extra: dict[str, str] = field(default_factory=dict)
-    #: S3 additional checksums (``x-amz-checksum-<algo>``, base64, "-N" when composite) by algorithm
-    checksums: dict[str, str] = field(default_factory=dict)
-    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE when the server says
-
-    @property
-    def parts(self) -> int | None:
-        if self.etag and "-" in self.etag:
-            tail = self.etag.rsplit("-", 1)[1]
-            return int(tail) if tail.isdigit() else None
-        return None
-
-
-class ChecksumFailure(Exception):
-    """Raised by ``Hasher.check``; the caller turns it into ChecksumMismatchError with context."""
-
-    def __init__(self, what: str, expected: str, actual: str, certain: bool = True) -> None:
-        super().__init__(f"{what} mismatch: expected {expected}, got {actual}")
-        self.what = what
-        self.expected = expected
-        self.actual = actual
-        self.certain = certain  # False when a guessed multipart part size may be the culprit
-
-
-class _Crc:
-    """A running CRC with hashlib's update/digest shape."""
-
-    __slots__ = ("fn", "width", "value")
-
-    def __init__(self, fn: Callable[..., int], width: int) -> None:
-        self.fn = fn
-        self.width = width
-        self.value = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = self.fn(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(self.width, "big")
-
-
-def _crt_crc(name: str, width: int) -> Callable[[], Any] | None:
-    try:  # awscrt (botocore[crt]) has the CRCs the standard library lacks
-        from awscrt import checksums  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    fn = getattr(checksums, name, None)
-    return (lambda: _Crc(fn, width)) if fn is not None else None
-
-
-def checksum_factory(algo: str) -> Callable[[], Any] | None:
-    """A digest constructor for an S3 checksum algorithm, or None when this process cannot compute it."""
-    if algo == "crc32":
-        return lambda: _Crc(zlib.crc32, 4)
-    if algo in ("sha256", "sha1"):
-        return lambda: hashlib.new(algo)
-    if algo == "crc32c":
-        return _crt_crc("crc32c", 4)
-    if algo == "crc64nvme":
-        return _crt_crc("crc64nvme", 8)
-    return None
-
-
-#: cheapest first: CRC32 runs at ~6 GB/s here, sha256 ~1.8, MD5 ~0.75 (one core, Python 3.11)
-_CHECKSUM_PREFERENCE = ("crc32", "crc64nvme", "crc32c", "sha256", "sha1")
-
-
-class Hasher:
-    """Sequential digests of the object, compared with what the server stored, plus sha256 when asked.
-
-    What is compared is chosen at the first bytes (a GET's headers may have taught ``info`` the
-    object's checksum by then): the server's own checksum (S3 ``x-amz-checksum-*``: CRC32 costs an
-    eighth of MD5's CPU, which decides the speed of verified downloads on small machines), else the
-    MD5 ETag; per part for multipart objects, which needs the part size.
-    """
-
-    def __init__(self, info: ObjectInfo, want_sha256: bool, verify_etag: bool = True) -> None:
-        self.info = info
-        self.verify = verify_etag
-        self.sha = hashlib.sha256() if want_sha256 else None
-        self.method: str | None = None  # "crc32", "md5", ...; None: size only
-        self.expected: str | None = None
-        self.new: Callable[[], Any] | None = None
-        self.cur: Any = None
-        self.part_size = 0
-        self.part_digests: list[bytes] = []
-        self.part_fill = 0
-        self.decided = False
-        self.count = 0
-
-    def _decide(self) -> None:
-        """Once, at the first bytes (or at ``check`` for an empty object)."""
-        if self.decided:
-            return
-        self.decided = True
-        if not self.verify:
-            return
-        info = self.info
-        multipart = info.parts is not None
-        for algo in _CHECKSUM_PREFERENCE:
-            value = info.checksums.get(algo)
-            new = checksum_factory(algo) if value else None
-            if value is None or new is None:
-                continue
-            composite = value.rpartition("-")[2].isdigit() or info.checksum_type == "COMPOSITE" or (
-                multipart and info.checksum_type != "FULL_OBJECT")
-            if composite and not (info.part_size and info.part_size_confirmed):
-                continue  # a composite checksum needs the exact part size; the ETag path can guess
-            self.method, self.expected, self.new = algo, value, new
-            self.part_size = info.part_size if composite else 0
-            break
-        else:
-            if info.md5_etag and info.etag and (not multipart or info.part_size):
-                self.method, self.expected, self.new = "md5", info.etag.lower(), hashlib.md5
-                self.part_size = (info.part_size or 0) if multipart else 0
-        if self.new is not None:
-            self.cur = self.new()
-
-    @property
-    def active(self) -> bool:
-        return self.sha is not None or (self.verify and not self.decided) or self.cur is not None
-
-    def feed(self, data: bytes | memoryview) -> None:
-        self._decide()
-        self.count += len(data)
-        if self.sha is not None:
-            self.sha.update(data)
-        if self.cur is None:
-            return
-        if not self.part_size:
-            self.cur.update(data)
-            return
-        view = memoryview(data)
-        while len(view):
-            take = min(len(view), self.part_size - self.part_fill)
-            self.cur.update(view[:take])
-            self.part_fill += take
-            view = view[take:]
-            if self.part_fill == self.part_size:
-                self.part_digests.append(self.cur.digest())
-                self.cur = self.new()  # type: ignore[misc]
-                self.part_fill = 0
-
-    def sha256_hex(self) -> str | None:
-        return self.sha.hexdigest() if self.sha is not None else None
-
-    @property
-    def etag_verified(self) -> bool:
-        """Whether ``check`` compares with a server-side digest known to be computed the same way."""
-        self._decide()
-        return self.cur is not None and (not self.part_size or self.info.part_size_confirmed)
-
-    def _actual(self) -> str:
-        """The digest as the server writes it: hex for ETags, base64 for S3 checksums; "-N" for N parts."""
-        encode = bytes.hex if self.method == "md5" else (lambda d: base64.b64encode(d).decode())
-        if not self.part_size:
-            return encode(self.cur.digest())
-        digests = list(self.part_digests)
-        if self.part_fill or not digests:
-            digests.append(self.cur.digest())
-        outer = self.new()  # type: ignore[misc]  # the same algorithm over the part digests
-        outer.update(b"".join(digests))
-        return f"{encode(outer.digest())}-{len(digests)}"
-
-    def check(self, expected_sha256: str | None) -> None:
-        """Raise ChecksumFailure on any mismatch; the server's digest first (it says the transfer went wrong).
-
-        A multipart ETag mismatch under a guessed part size is not conclusive (``certain=False``);
-        it is raised only after the sha256 check, so that it never hides a real sha256 mismatch.
-        """
-        self._decide()
-        uncertain: ChecksumFailure | None = None
-        if self.cur is not None and self.expected is not None:
-            actual = self._actual()
-            expected = self.expected
-            if self.part_size and self.method != "md5" and "-" not in expected:
-                actual = actual.rpartition("-")[0]  # servers that omit the "-N" of a composite value
-            if actual != expected:
-                if self.method == "md5" and self.part_size:
-                    failure = ChecksumFailure("multipart ETag", self.info.etag or expected, actual,
-                                              certain=self.info.part_size_confirmed)
-                    if failure.certain:
-                        raise failure
-                    uncertain = failure
-                elif self.method == "md5":
-                    raise ChecksumFailure("ETag (MD5)", self.info.etag or expected, actual)
-                else:
-                    raise ChecksumFailure(f"{self.method.upper()} checksum", expected, actual)  # type: ignore[union-attr]
-        if expected_sha256 is not None and self.sha is not None:
-            actual = self.sha.hexdigest()
-            if actual != expected_sha256.lower():
-                raise ChecksumFailure("sha256", expected_sha256, actual)
-        if uncertain is not None:
-            raise uncertain
+class DownloadCancelled(Exception):
+    """The download was stopped from outside (``cancel``) or after another range failed."""
 
 
 class _Seg:
-    __slots__ = ("start", "end", "done")
+    __slots__ = ("start", "end", "done", "first_at")
 
     def __init__(self, start: int, end: int) -> None:
         self.start = start
         self.end = end
         self.done = 0
+        self.first_at: float | None = None  # when its first bytes arrived (auto's probe is judged by it)
 
 
 class _Engine:
@@ -279,6 +74,11 @@ class _Engine:
         self.transferred = 0
         self.first_byte_at: float | None = None
         self.flushing = threading.Event()
+        self.inline: Hasher | None = None  # single stream in the calling thread: hash from memory
+        self.flushed = 0
+        self.started = time.monotonic()
+        self.bodies: set[Body] = set()  # open responses, aborted when the download stops
+        self.cancel: threading.Event | None = None  # set from outside (a prefix fetch giving up)
 
     # ---- workers -------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -311,8 +111,12 @@ class _Engine:
             progressed = False
             try:
                 body = self.opener(pos, end)
+                with self.cond:
+                    self.bodies.add(body)
                 try:
                     while not self.stop.is_set():
+                        if self.cancel is not None and self.cancel.is_set():
+                            raise DownloadCancelled("the download was cancelled")
                         with self.cond:
                             end = seg.end  # may shrink when auto mode splits the tail off
                         pos = seg.start + seg.done
@@ -323,13 +127,21 @@ class _Engine:
                             raise TruncatedBody(f"connection closed at byte {pos} of {self.size}")
                         self._write(data, pos)
                         progressed = True
+                        if self.inline_mode:
+                            self._after_inline(data, pos)
+                            seg.done += len(data)
+                            continue
                         with self.cond:
                             seg.done += len(data)
                             self.transferred += len(data)
+                            if seg.first_at is None:
+                                seg.first_at = time.monotonic()
                             if self.first_byte_at is None:
-                                self.first_byte_at = time.monotonic()
+                                self.first_byte_at = seg.first_at
                             self.cond.notify_all()
                 finally:
+                    with self.cond:
+                        self.bodies.discard(body)
                     try:
                         body.close()
                     except Exception:  # noqa: BLE001 - closing a broken connection may fail too
@@ -343,7 +155,47 @@ class _Engine:
                 if self.stop.wait(backoff_delay(attempt, self.st.backoff, self.st.backoff_max)):
                     return
 
+    inline_mode = False
+
+    def run_inline(self, hasher: Hasher | None) -> None:
+        """One stream read, written and hashed in the calling thread: no thread hand-off, no read-back.
+
+        For ``single`` (each object of a prefix): on a 2-core machine the hand-off to a worker and the
+        ``pread`` to hash cost more CPU than the stream itself for objects of a few MiB.
+        """
+        self.inline_mode = True
+        self.inline = hasher if hasher is not None and hasher.active else None
+        try:
+            self._run_segment(_Seg(0, self.size))
+        finally:
+            while self.flushing.is_set():  # never close the fd under a running fdatasync
+                time.sleep(0.002)
+
+    def _after_inline(self, data: bytes, pos: int) -> None:
+        if self.inline is not None:
+            self.inline.feed(data)
+        if self.on_bytes is not None:
+            self.on_bytes(len(data))
+        end = pos + len(data)
+        if end - self.flushed >= self.st.writeback and not self.flushing.is_set():
+            self._flush_async()
+            self.flushed = end
+
+    def _abort_bodies(self) -> None:
+        """Wake workers blocked in ``body.read`` (socket shutdown), so they can be joined at once."""
+        with self.cond:
+            bodies = list(self.bodies)
+        for body in bodies:
+            abort = getattr(body, "abort", None)
+            if abort is not None:
+                try:
+                    abort()
+                except Exception:  # noqa: BLE001 - best effort: the read timeout bounds the join anyway
+                    pass
+
     def _write(self, data: bytes, pos: int) -> None:
+        if self.stop.is_set() and not self.inline_mode:
+            raise DownloadCancelled("stopped")  # never write once the caller may close the file
         view = memoryview(data)
         try:
             while len(view):
@@ -391,23 +243,67 @@ class _Engine:
                 break
         return w
 
-    def _split(self) -> bool:
-        """Cut the tail of the single stream into ranges (auto mode, slow stream)."""
+    def _probe(self) -> bool:
+        """Fetch the object's last part as a range beside the stream (which now stops before it)."""
+        part = self.st.part_size
+        with self.cond:
+            seg = self.segs[0]
+            start = ((self.size - 1) // part) * part
+            if start - (seg.start + seg.done) < 3 * part:
+                return False
+            seg.end = start
+            probe = _Seg(start, self.size)
+            self.segs.append(probe)
+            self.pending.append(probe)
+        self._start_workers(1)
+        return True
+
+    def _split(self, workers: int) -> bool:
+        """Cut the stream's not-yet-read rest into ranges for ``workers`` more workers (auto mode)."""
         part = self.st.part_size
         with self.cond:
             seg = self.segs[0]
             pos = seg.start + seg.done
             cut = ((pos + self.st.chunk * 4) // part + 1) * part
-            if self.size - cut < 2 * part:
+            limit = seg.end
+            if limit - cut < 2 * part:
                 return False
             seg.end = cut
-            tail = [_Seg(s, min(s + part, self.size)) for s in range(cut, self.size, part)]
-            self.segs.extend(tail)
+            tail = [_Seg(s, min(s + part, limit)) for s in range(cut, limit, part)]
+            self.segs[1:1] = tail  # kept in offset order (the watermark walks them)
             self.pending.extend(tail)
-        self._start_workers(min(self.st.concurrency - 1, len(tail)))
+        self._start_workers(min(workers, len(tail)))
         return True
 
+    def _auto_step(self, probe: dict[str, float]) -> bool:
+        """``auto``: one stream, then a probe range, then every worker if the probe answered promptly.
+
+        After ``split_after`` s of streaming slower than ``split_below``, the object's last part is
+        requested as a range beside the stream.  A server where ranges are cheap (Garage, AWS, MinIO)
+        sends its first bytes about as fast as it did for the whole GET: then the rest of the stream
+        is cut into ranges for every worker.  One that is slow to answer a range (moto reads the whole
+        object first) leaves the stream alone: one range spent on finding out.  Judged by time to
+        first byte, not by throughput, which writeback and a busy CPU swing by more than ranges gain.
+        """
+        now = time.monotonic()
+        elapsed = now - (self.first_byte_at or now)
+        if not probe:
+            if elapsed < max(self.st.split_after, 0.05):  # a rate over a few ms says nothing
+                return True
+            rate = self.transferred / max(elapsed, 1e-6)
+            if rate >= self.st.split_below or not self._probe():
+                return False
+            ttfb = (self.first_byte_at or now) - self.started
+            probe.update(at=now, limit=max(4 * ttfb, 0.05, self.st.split_after))
+            return True
+        seg = self.segs[-1]
+        if seg.first_at is not None and seg.first_at - probe["at"] <= probe["limit"]:
+            self._split(self.st.concurrency - 2)
+            return False
+        return now - probe["at"] <= probe["limit"]  # still waiting for the probe's first bytes
+
     def run(self, hasher: Hasher | None) -> None:
+        self.started = time.monotonic()  # before the first request: auto compares times to first byte
         part = self.st.part_size
         if self.strategy == "parallel" and self.size > part:
             self.segs = [_Seg(s, min(s + part, self.size)) for s in range(0, self.size, part)]
@@ -418,6 +314,7 @@ class _Engine:
             self.pending.append(self.segs[0])
             self._start_workers(1)
         may_split = self.strategy == "auto" and self.size >= 4 * part and self.st.concurrency > 1
+        probe: dict[str, float] = {}
         hashed = 0
         flushed = 0
         reported = 0
@@ -451,20 +348,18 @@ class _Engine:
                 if hashed >= self.size:
                     break
                 if may_split and self.first_byte_at is not None:
-                    elapsed = time.monotonic() - self.first_byte_at
-                    if elapsed >= self.st.split_after:
-                        may_split = False
-                        if self.transferred / elapsed < self.st.split_below:
-                            self._split()
+                    may_split = self._auto_step(probe)
                 with self.cond:
                     if self.active_workers == 0 and self.error is None and self._watermark() < self.size:
                         raise TruncatedBody("download workers ended before the object was complete")
         except BaseException:
+            # Stop, wake and join every worker before returning: the caller closes the file next, and
+            # a worker still in body.read must never pwrite into a descriptor number reused by then.
             self.stop.set()
+            self._abort_bodies()
             for t in self.threads:
-                t.join(timeout=1.0)
-            deadline = time.monotonic() + 5
-            while self.flushing.is_set() and time.monotonic() < deadline:
+                t.join()  # bounded by the read timeout for sources without abort()
+            while self.flushing.is_set():
                 time.sleep(0.002)
             raise
         for t in self.threads:
@@ -497,8 +392,20 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
 
 
+#: servers known to read the whole object for every ranged GET (moto's server runs on Werkzeug): for
+#: them even auto's one probe range costs a full read (measured: 512 MiB in 2.3-2.8 s with the probe,
+#: 1.1-1.2 s without), so auto keeps one stream without probing.
+_RANGE_PUNISHERS = ("werkzeug",)
+
+
+def _punishes_ranges(info: ObjectInfo) -> bool:
+    server = info.extra.get("server", "").lower()
+    return any(name in server for name in _RANGE_PUNISHERS)
+
+
 def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strategy: str | None = None,
-             hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None) -> None:
+             hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None,
+             cancel: threading.Event | None = None) -> None:
     """Fill ``fd`` (opened read-write, empty) with the object's bytes and feed ``hasher`` in order.
 
     Raises the last transient error once the retry budget of a range is spent, any other error at
@@ -512,4 +419,12 @@ def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strateg
     except OSError as exc:
         if exc.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: filesystem without fallocate
             raise DiskError(f"cannot reserve {info.size} bytes in the cache: {exc.strerror}") from exc
-    _Engine(fd, info.size, opener, st, strategy or st.strategy, on_bytes).run(hasher)
+    strategy = strategy or st.strategy
+    if strategy == "auto" and _punishes_ranges(info):
+        strategy = "single"
+    engine = _Engine(fd, info.size, opener, st, strategy, on_bytes)
+    engine.cancel = cancel
+    if strategy == "single" or (strategy == "auto" and info.size < 4 * st.part_size):
+        engine.run_inline(hasher)  # one stream either way: no worker thread
+    else:
+        engine.run(hasher)

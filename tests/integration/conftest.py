@@ -3,9 +3,10 @@
 Session-scoped:
   docker_client   docker SDK client; skips the suite without Docker, *fails* it when CI is set
   runtime_image   the runtime image: `make images` once per session, or $SYNAPSE_TEST_IMAGE as it is
-  s3_image        the S3 test server image (same `make images`, or $SYNAPSE_TEST_S3_IMAGE)
+  s3_image        the S3 test server image (same `make images`, or $SYNAPSE_TEST_S3_IMAGE): Garage's by
+                  default, moto's with SYNAPSE_TEST_S3_SERVER=moto
   test_network    a dedicated Docker network (removed at teardown)
-  s3_server       moto's S3 server on that network: `endpoint_url` for the host, `internal_endpoint_url`
+  s3_server       the S3 server on that network (Garage: strict SigV4, stored checksums): `endpoint_url` for the host, `internal_endpoint_url`
                   for containers on `network` (and `internal_ip`), `client()`, `container_env()`
 Function-scoped:
   run_image       `run_image(...)` runs the image as `docker run` would and returns a RunResult;
@@ -43,11 +44,19 @@ TEST_LABEL = "synapse-runtime-test"
 SESSION_LABEL = "synapse-runtime-test.session"
 SESSION_ID = uuid.uuid4().hex[:12]
 LABELS = {TEST_LABEL: "1", SESSION_LABEL: SESSION_ID}
-S3_PORT = 5000
 S3_ALIAS = "s3"
 PLUGINS_IN_IMAGE = "/opt/synapse/plugins"
-# Dummy credentials for moto; never real ones.
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+# The container suite's S3 server: Garage (a real server: it refuses wrong signatures and regions) unless
+# SYNAPSE_TEST_S3_SERVER=moto.  Test credentials only, in each server's key format; never real ones.
+S3_SERVER_KIND = os.environ.get("SYNAPSE_TEST_S3_SERVER", "garage").strip().lower() or "garage"
+if S3_SERVER_KIND == "moto":
+    S3_PORT = 5000
+    S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
+                      "AWS_DEFAULT_REGION": "us-east-1"}
+else:
+    S3_PORT = 3900
+    S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "GKc0ffee0123456789abcdef01",
+                      "AWS_SECRET_ACCESS_KEY": "c0ffee" * 10 + "0123", "AWS_DEFAULT_REGION": "garage"}
 
 
 def in_ci() -> bool:
@@ -169,9 +178,12 @@ def built_images(docker_client: Any) -> dict[str, str]:
     they are, with no build; otherwise `make images` runs once per session (its steps are cached)."""
     image = os.environ.get("SYNAPSE_TEST_IMAGE")
     if image:
-        names = {"IMAGE": image, "S3_IMAGE": os.environ.get("SYNAPSE_TEST_S3_IMAGE", "synapse-runtime-s3:dev")}
+        default_s3 = "synapse-runtime-s3:dev" if S3_SERVER_KIND == "moto" else "synapse-runtime-garage:dev"
+        names = {"IMAGE": image, "S3_IMAGE": os.environ.get("SYNAPSE_TEST_S3_IMAGE", default_s3)}
     else:
         names = _make_images()
+        if S3_SERVER_KIND != "moto":
+            names["S3_IMAGE"] = names["GARAGE_IMAGE"]
     for key in ("IMAGE", "S3_IMAGE"):
         try:
             docker_client.images.get(names[key])
@@ -252,16 +264,19 @@ def s3_server(s3_image: str, test_network: Any, docker_client: Any) -> Iterator[
 
     container = (
         DockerContainer(s3_image)
+        .with_env("GARAGE_KEY_ID", S3_CREDENTIALS["AWS_ACCESS_KEY_ID"])  # ignored by moto's image
+        .with_env("GARAGE_SECRET_KEY", S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
         .with_exposed_ports(S3_PORT)
         .with_network(test_network)
         .with_network_aliases(S3_ALIAS)
         .with_name(f"synapse-test-s3-{SESSION_ID}")
         .with_kwargs(labels=dict(LABELS))
         .waiting_for(
-            # Answers S3's ListBuckets on the mapped port from the host, and the image's own health check
-            # (server up, seeding done) says healthy.
+            # Answers HTTP on the mapped port from the host (moto: ListBuckets unsigned; Garage refuses
+            # that with 403, after signature checks), and the image's own health check (server up,
+            # key and buckets made) says healthy.
             CompositeWaitStrategy(
-                HttpWaitStrategy(S3_PORT, "/").for_status_code(200),
+                HttpWaitStrategy(S3_PORT, "/").for_status_code(200 if S3_SERVER_KIND == "moto" else 403),
                 HealthcheckWaitStrategy(),
             ).with_startup_timeout(90)
         )

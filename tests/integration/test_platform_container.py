@@ -48,7 +48,7 @@ def presigned_model(s3_server: Any, checkpoint_uri: str) -> str:  # noqa: F811 -
 
     bucket, key = checkpoint_uri.removeprefix("s3://").split("/", 1)
     signer = boto3.client(
-        "s3", endpoint_url=s3_server.internal_endpoint_url, region_name="us-east-1",
+        "s3", endpoint_url=s3_server.internal_endpoint_url, region_name=s3_server.credentials["AWS_DEFAULT_REGION"],
         aws_access_key_id=s3_server.credentials["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=s3_server.credentials["AWS_SECRET_ACCESS_KEY"],
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),

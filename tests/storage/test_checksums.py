@@ -173,7 +173,7 @@ def test_object_without_checksum_falls_back_to_the_etag(aws_env: str, bucket: st
     import boto3
     from botocore.config import Config
 
-    plain = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1",
+    plain = boto3.session.Session().client("s3", endpoint_url=aws_env, region_name=os.environ["AWS_REGION"],
                          config=Config(request_checksum_calculation="when_required"))
     data = os.urandom(MiB)
     plain.put_object(Bucket=bucket, Key="plain.bin", Body=data)

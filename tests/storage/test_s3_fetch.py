@@ -75,12 +75,13 @@ def test_parallel_strategy_same_bytes(s3, bucket: str, cache_dir: Path, monkeypa
     assert hashlib.sha256(r.path.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
-def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monkeypatch, proxy) -> None:
-    """A stream slower than SYNAPSE_S3_SPLIT_BELOW_MIBS gets its tail fetched as parallel ranges."""
+def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monkeypatch, proxy, server_kind) -> None:
+    """A stream slower than SYNAPSE_S3_SPLIT_BELOW_MIBS gets its tail fetched as parallel ranges (after a
+    probe range); moto, which re-reads the whole object for every ranged GET, keeps its one stream."""
     data = os.urandom(4 * 1024 * 1024)
     s3.put_object(Bucket=bucket, Key="slow.bin", Body=data)
     monkeypatch.setenv("SYNAPSE_S3_SPLIT_BELOW_MIBS", "100000")  # everything is 'slow'
-    monkeypatch.setenv("SYNAPSE_S3_SPLIT_AFTER", "0")
+    monkeypatch.setenv("SYNAPSE_S3_SPLIT_AFTER", "0.2")  # judged inside the stall below, then the probe's window
     monkeypatch.setenv("SYNAPSE_S3_PART_SIZE", str(256 * 1024))
     monkeypatch.setenv("SYNAPSE_S3_CHUNK_SIZE", str(16 * 1024))
     from .netutil import Fault
@@ -88,7 +89,10 @@ def test_auto_strategy_splits_slow_stream(s3, bucket: str, cache_dir: Path, monk
     proxy.faults[:] = [Fault("stall", 200_000, 0.6)]  # a slow first GET
     r = fetch(f"s3://{bucket}/slow.bin", cache_dir=cache_dir)
     assert r.path.read_bytes() == data
-    assert proxy.count("GET") > 2  # ranges were issued
+    if server_kind == "moto":
+        assert proxy.count("GET") == 2  # the stalled stream, resumed once; no ranges
+    else:
+        assert proxy.count("GET") > 3  # the probe and the ranges
 
 
 def test_cache_hit_is_one_head(s3, bucket: str, cache_dir: Path, proxy) -> None:
@@ -204,8 +208,10 @@ def test_unreachable_endpoint(aws_env, cache_dir: Path, monkeypatch) -> None:
     assert time.monotonic() - t0 < 10
 
 
-def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeypatch, aws_env) -> None:
+def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeypatch, aws_env, server_kind) -> None:
     """No credentials anywhere: unsigned requests; public objects load, private ones are AccessDenied."""
+    if server_kind == "garage":
+        pytest.skip("Garage has no ACLs and no anonymous S3 access: moto only")
     s3.put_object(Bucket=bucket, Key="public.txt", Body=b"public", ACL="public-read")
     s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
@@ -227,12 +233,13 @@ def test_credentials_from_a_mounted_credentials_file(s3, bucket: str, cache_dir:
     """No key in env, a credentials file mounted (AWS_SHARED_CREDENTIALS_FILE, a profile): the private object
     loads, so the requests were signed with the file's keys (anonymous ones are refused, see above)."""
     s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
+    key, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]  # Garage checks them
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    creds = tmp_path / "mounted" / "credentials"
+    creds = tmp_path / "secret-inputs" / "credentials"
     creds.parent.mkdir()
-    creds.write_text("[default]\naws_access_key_id = AKIAFILEFILEFILE\naws_secret_access_key = file-secret-do-not-print\n"
-                     "[ml]\naws_access_key_id = AKIAPROFILEPROFIL\naws_secret_access_key = profile-secret-do-not-print\n")
+    creds.write_text(f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+                     f"[ml]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
     assert fetch(f"s3://{bucket}/private.txt", cache_dir=cache_dir).path.read_bytes() == b"private"
     monkeypatch.setenv("AWS_PROFILE", "ml")
