@@ -244,3 +244,45 @@ __all__ = [
     "write_result",
     "write_termination_log",
 ]
+
+
+def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Redactor, uri: str | None,
+            *, cancelled: bool) -> dict[str, Any]:
+    """``result.json``, then the upload to ``uri`` (bounded); the record as it ends up.
+
+    A run that succeeded but whose outputs cannot be written or uploaded has failed (exit 4): the
+    record says so, and an ``error`` event says why. The termination message goes out before the
+    upload, so a SIGKILL at the end of the grace period still leaves the outcome.
+    """
+    from .errors import ExitCode, PluginError
+    from .failures import error_fields
+
+    try:
+        write_result(output_dir, record, redactor)
+    except OSError as e:
+        err = {"error_type": "StorageError", "message": f"cannot write {output_dir}/result.json: {e.strerror or e}",
+               "details": {"output_dir": str(output_dir)}}
+        writer.emit("error", {"code": int(ExitCode.STORAGE), **err,
+                              "hint": "check free space and permissions of the output volume"})
+        if record["status"] == "succeeded":
+            record.update(status="failed", exit_code=int(ExitCode.STORAGE), error=err)
+        return record
+    if not uri:
+        return record
+    write_termination_log({**record, "upload": "in progress"}, redactor)
+    try:
+        from .storage import upload_dir
+
+        def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
+            writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
+
+        upload_within(lambda: upload_dir(output_dir, uri, progress=progress), uri,
+                      upload_timeout(os.environ, cancelled=cancelled))
+    except PluginError as e:
+        fields = error_fields(e, redactor)
+        writer.emit("error", fields)
+        if record["status"] == "succeeded":
+            record.update(status="failed", exit_code=fields["code"],
+                          error={k: fields[k] for k in ("error_type", "message", "details")})
+            write_result(output_dir, record, redactor)
+    return record

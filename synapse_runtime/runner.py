@@ -354,9 +354,12 @@ class Run:
         }
         if st.shard is not None:
             record["shard"] = st.shard
+        from .outputs import deliver, write_termination_log
+
         if st.output_dir is not None:
-            record = self._write_outputs(record, redactor)
-        from .outputs import write_termination_log
+            record = deliver(record, st.output_dir, writer, redactor,
+                             knobs.get("SYNAPSE_OUTPUT_URI", self.env_data), cancelled=st.status == "cancelled")
+            st.status, st.exit_code = record["status"], record["exit_code"]
 
         write_termination_log(record, redactor)
         if self.reporter is not None:
@@ -366,45 +369,6 @@ class Run:
             self.reporter.close()
         writer.close("end", {"status": record["status"], "exit_code": record["exit_code"],
                              "duration_s": round(time.monotonic() - st.t0, 3)})
-
-    def _write_outputs(self, record: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-        from .outputs import write_result
-
-        st, writer = self.state, self.writer
-        assert writer is not None and st.output_dir is not None
-        try:
-            write_result(st.output_dir, record, redactor)
-        except OSError as e:
-            err = {"error_type": "StorageError", "message": f"cannot write {st.output_dir}/result.json: {e.strerror or e}",
-                   "details": {"output_dir": str(st.output_dir)}}
-            writer.emit("error", {"code": int(ExitCode.STORAGE), **err, "hint": "check free space and permissions of the output volume"})
-            if st.status == "succeeded":
-                st.status, st.exit_code = "failed", int(ExitCode.STORAGE)
-                record.update(status="failed", exit_code=st.exit_code, error=err)
-            return record
-        uri = knobs.get("SYNAPSE_OUTPUT_URI", self.env_data)
-        if uri:
-            from .outputs import upload_timeout, upload_within, write_termination_log
-
-            # The outcome first: a SIGKILL during the upload (the grace period's end) keeps it.
-            write_termination_log({**record, "upload": "in progress"}, redactor)
-            try:
-                from .storage import upload_dir
-
-                def progress(u: str, done: int, total: int | None, cached: bool) -> None:
-                    writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
-
-                upload_within(lambda: upload_dir(st.output_dir, uri, progress=progress), uri,
-                              upload_timeout(os.environ, cancelled=st.status == "cancelled"))
-            except PluginError as e:
-                fields = error_fields(e, redactor)
-                writer.emit("error", fields)
-                if st.status == "succeeded":
-                    st.status, st.exit_code = "failed", fields["code"]
-                    record.update(status="failed", exit_code=st.exit_code,
-                                  error={k: fields[k] for k in ("error_type", "message", "details")})
-                    write_result(st.output_dir, record, redactor)
-        return record
 
 
 def run(options: RunOptions | None = None, **kwargs: Any) -> int:

@@ -45,23 +45,11 @@ class BackendClient:
     user token wins over an access token, as upstream has it.
     """
 
-    def __init__(
-        self,
-        host: str,
-        *,
-        access_token: str | None = None,
-        user_token: str | None = None,
-        tenant: str | None = None,
-        url_host: str | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-    ) -> None:
-        self.transport = Transport(
-            host, access_token=access_token, user_token=user_token, tenant=tenant, url_host=url_host,
-            timeout=timeout, retries=retries, backoff=backoff,
-            auth_env=f"{ENV_USER_TOKEN} and {ENV_TENANT}" if user_token else ENV_ACCESS_TOKEN,
-        )
+    def __init__(self, host: str, **options: Any) -> None:
+        """``options``: the transport's (``access_token``, ``user_token``, ``tenant``, ``url_host``,
+        ``timeout``, ``retries``, ``backoff``); which variables to check on a refusal follows the token."""
+        auth_env = f"{ENV_USER_TOKEN} and {ENV_TENANT}" if options.get("user_token") else ENV_ACCESS_TOKEN
+        self.transport = Transport(host, auth_env=auth_env, **options)
 
     # -- construction -------------------------------------------------------------------------
 
