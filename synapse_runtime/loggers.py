@@ -42,13 +42,22 @@ _CONTEXT_OF = {
 }
 
 
-def _level(value: LogLevel | str | None) -> str:
+def _level(value: enum.Enum | str | None) -> str:
+    """'info', 'success', ... from a LogLevel (ours or upstream's), a plain string or None."""
     if value is None:
         return "info"
-    text = value.value if isinstance(value, LogLevel) else str(value).lower()
+    text = value.value if isinstance(value, enum.Enum) else str(value).lower()
     if text not in _CONTEXT_OF:
         raise ValueError(f"unknown message level {value!r}; use one of {', '.join(_CONTEXT_OF)}")
     return text
+
+
+def _message_fields(content: Any, level: str) -> dict[str, Any]:
+    """A ``message`` event's fields: the UI's context, and the level itself where it says more."""
+    fields: dict[str, Any] = {"message": str(content), "context": _CONTEXT_OF[level]}
+    if level != fields["context"]:
+        fields["level"] = level
+    return fields
 
 
 class _TypeValueError(TypeError, ValueError):
@@ -146,10 +155,7 @@ class BaseLogger(ABC):
             raise TypeError(f"data must be a dict, got {type(data).__name__}")
         data = dict(data)
         if event == "message" and "content" in data:
-            fields: dict[str, Any] = {"message": str(data["content"]), "context": _CONTEXT_OF[lvl]}
-            if lvl != fields["context"]:
-                fields["level"] = lvl
-            self._emit("message", fields)
+            self._emit("message", _message_fields(data["content"], lvl))
         elif event in ("debug", "dev_event"):
             extra = data.get("data") if event == "dev_event" else None
             self._emit("dev_event", {"message": str(data.get("content", data.get("message", ""))),
@@ -237,10 +243,7 @@ class BaseLogger(ABC):
         """A user-facing message; ``context`` or ``level`` may be a plain string or a ``LogLevel``."""
         self._raise_if_finished()
         lvl = _level(level if level is not None else context)
-        fields: dict[str, Any] = {"message": str(message), "context": _CONTEXT_OF[lvl]}
-        if lvl != fields["context"]:
-            fields["level"] = lvl
-        self._emit("message", fields)
+        self._emit("message", _message_fields(message, lvl))
 
     def log_dev_event(self, message: str, data: dict[str, Any] | None = None) -> None:
         """A developer-facing event, hidden from end users by default."""

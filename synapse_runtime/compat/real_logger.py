@@ -18,28 +18,10 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from ..loggers import _CONTEXT_OF
-
-# Levels a plain string may name (the one deliberate deviation: upstream raises TypeError on
+# Plain-string levels are accepted (the one deliberate deviation: upstream raises TypeError on
 # ``log_message(msg, 'success')``; plugins written from the seed documents do exactly that).
-_LEVELS = tuple(_CONTEXT_OF)
-
-
-def _level_text(level: Any) -> str:
-    """'info', 'success', ... from a LogLevel, a plain string or None."""
-    if level is None:
-        return "info"
-    text = level.value if isinstance(level, Enum) else str(level).lower()
-    if text not in _LEVELS:
-        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
-    return text
-
-
-def _message_fields(content: Any, level: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {"message": str(content), "context": _CONTEXT_OF[level]}
-    if level != fields["context"]:
-        fields["level"] = level
-    return fields
+from ..loggers import _level as _level_text
+from ..loggers import _message_fields
 
 
 @functools.cache
