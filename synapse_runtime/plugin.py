@@ -175,10 +175,6 @@ class ResolvedAction:
     entrypoint: str
 
     @property
-    def is_class(self) -> bool:
-        return isinstance(self.target, type)
-
-    @property
     def params_model(self) -> Any:
         """Ours and upstream's class attribute, or upstream's ``@action`` mark (``_action_params``)."""
         model = getattr(self.target, "params_model", None)
