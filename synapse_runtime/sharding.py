@@ -283,12 +283,3 @@ __all__ = [
     "shard_range",
     "split_for_shard",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``merge_results`` and ``write_merged`` moved to :mod:`synapse_runtime.merge`; still importable here."""
-    if name in ("merge_results", "write_merged"):
-        from . import merge
-
-        return getattr(merge, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
