@@ -82,7 +82,7 @@ class Settings:
             backoff_max=_float("SYNAPSE_FETCH_BACKOFF_MAX", 20.0),
             connect_timeout=_float("SYNAPSE_S3_CONNECT_TIMEOUT", 10.0, 0.05),
             read_timeout=_float("SYNAPSE_S3_READ_TIMEOUT", 60.0, 0.05),
-            chunk=_int("SYNAPSE_S3_CHUNK_SIZE", 1 * MiB, 4096),
+            chunk=_int("SYNAPSE_S3_CHUNK_SIZE", 256 * 1024, 4096),
             max_extract_bytes=_int("SYNAPSE_EXTRACT_MAX_BYTES", 200 * GiB, 0),
             max_extract_files=_int("SYNAPSE_EXTRACT_MAX_FILES", 1_000_000, 0),
             cache_max_bytes=_int("SYNAPSE_CACHE_MAX_BYTES", 0, 0) if raw_max else None,
