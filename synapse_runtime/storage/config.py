@@ -76,7 +76,7 @@ class Settings:
             part_size=_int("SYNAPSE_S3_PART_SIZE", 16 * MiB, 64 * 1024),
             strategy=strategy,
             split_below=_float("SYNAPSE_S3_SPLIT_BELOW_MIBS", 2048.0) * MiB,
-            split_after=_float("SYNAPSE_S3_SPLIT_AFTER", 0.2),
+            split_after=_float("SYNAPSE_S3_SPLIT_AFTER", 0.05),
             retries=_int("SYNAPSE_FETCH_RETRIES", 5, 0),
             backoff=_float("SYNAPSE_FETCH_BACKOFF", 0.5),
             backoff_max=_float("SYNAPSE_FETCH_BACKOFF_MAX", 20.0),
