@@ -163,6 +163,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="paired rounds (default 5); medians are reported")
     ap.add_argument("--single-part", action="store_true", help="upload the big object in one PUT (default: boto3 multipart)")
     ap.add_argument("--only", default="", help="comma-separated clients to run (e.g. ours,s5cmd,awscrt)")
+    ap.add_argument("--skip", default="", help="comma-separated clients to leave out (exact names, e.g. 'ours (parallel)')")
     ap.add_argument("--scenarios", default="object,prefix")
     ap.add_argument("--json", default=None, help="also write every run here")
     args = ap.parse_args()
@@ -195,7 +196,8 @@ def main() -> int:
               f"({'single-part' if args.single_part else 'boto3 multipart, 8 MiB parts'}); prefix {args.count} x "
               f"{small / 2**20:.1f} MiB; {args.repeat} paired rounds; {os.cpu_count()} CPUs (shared machine: noisy)", flush=True)
         for scenario in args.scenarios.split(","):
-            names = [c for c in table[scenario] if not only or c in only or c.split(" ")[0] in only]
+            skip = set(filter(None, args.skip.split(",")))
+            names = [c for c in table[scenario] if (not only or c in only or c.split(" ")[0] in only) and c not in skip]
             for rnd in range(args.repeat):
                 order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotated: no client always first
                 for client in order:
