@@ -8,24 +8,10 @@ See docs/storage.md for URIs, environment knobs, the cache layout and the error 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
-#: progress callback: (uri, bytes_done, total, cached); called at most ~4 times a second plus first and final.
-#: A callback that also takes a ``via`` keyword is told which path serves: "fast path" (our own S3
-#: signer), "boto3", "http" (presigned URLs) or "local".
-ProgressFn = Callable[[str, int, "int | None", bool], None]
+from .progress import ProgressFn
+from .result import FetchResult
 
-
-@dataclass(frozen=True)
-class FetchResult:
-    path: Path  # local file or directory (extracted archive / prefix download / local path as is)
-    uri: str
-    bytes: int  # bytes transferred this time (0 on a cache hit or a local path)
-    total: int | None  # total size of the object(s)
-    cached: bool  # served from the cache (after one revalidation request) or a local path
-    via: str | None = None  # "fast path", "boto3", "http" or "local": which path served (never silent)
 
 
 def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract: bool = False,

@@ -154,7 +154,7 @@ def opener(url: str, st: Settings, info: ObjectInfo, first: _Resp | None,
         elif pending:
             pending.pop().close()
         resp = request(url, st, start, end if end < info.size else None,
-                       if_match=None if info.extra.get("weak") else info.etag, signer=signer, connect=connect)
+                       if_match=None if info.weak_etag else info.etag, signer=signer, connect=connect)
         etag = (resp.headers.get("etag") or "").removeprefix("W/").strip('"') or None
         if info.etag and etag and etag != info.etag:
             resp.close()

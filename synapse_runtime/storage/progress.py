@@ -6,6 +6,9 @@ import threading
 import time
 from typing import Callable
 
+#: progress callback: (uri, bytes_done, total, cached); called at most ~4 times a second plus first and final.
+#: A callback that also takes a ``via`` keyword is told which path serves: "fast path" (our own S3
+#: signer), "boto3", "http" (presigned URLs) or "local".
 ProgressFn = Callable[[str, int, "int | None", bool], None]
 
 

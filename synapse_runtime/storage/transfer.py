@@ -2,20 +2,17 @@
 
 One engine serves S3 and plain HTTP(S): a source only has to open a byte range.  Three strategies:
 
-* ``single``: one GET streamed in ``chunk``-sized reads.  Fastest against a local server (moto
-  serves one stream at ~600 MiB/s but re-reads the whole object for every ranged GET).
-* ``parallel``: the object is cut into ``part_size`` ranges fetched by ``concurrency`` workers; what
-  AWS S3 needs, since one connection there is capped far below the NIC.
-* ``auto`` (default): starts as ``single``; after ``split_after`` seconds of streaming, if the stream
-  is slower than ``split_below`` bytes/s, the tail not yet read is cut into ranges for the workers
-  while the first stream goes on up to the cut.  So fast endpoints keep one stream and slow ones
-  get parallelism, without configuration.
+* ``single``: one GET streamed in ``chunk``-sized reads, in the calling thread.
+* ``parallel``: the object cut into ``part_size`` ranges fetched by ``concurrency`` workers; what
+  AWS S3 and real servers reward, since one connection is capped far below the NIC.
+* ``auto`` (default): starts as one stream and soon probes one range beside it; if the range's
+  first byte comes about as fast as the stream's did, the tail is cut into ranges for the workers.
+  A server that re-reads the whole object per range (moto's) is never probed (docs/storage.md).
 
-Whatever the strategy, memory stays flat (one chunk per worker, one read-back buffer for hashing).
-The calling thread follows the contiguous prefix of the file with ``pread`` and feeds the hashes
-(the server's own checksum when it has one, else MD5 for the ETag; sha256 when asked), so
-verification overlaps the transfer instead of adding a second pass.  A reset or stalled connection
-is retried with backoff, resuming each range at the first byte not yet on disk.
+Memory stays flat (one chunk per worker, one read-back buffer for hashing). The calling thread
+follows the file's contiguous prefix with ``pread`` and feeds the hashes (``verify.py``), so
+verification overlaps the transfer. A reset or stalled connection is retried with backoff,
+resuming each range at the first byte not yet on disk.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ import time
 from typing import Callable, Protocol
 
 from .config import Settings
+from .disk import reserve
 from .retry import DiskError, TruncatedBody, backoff_delay, is_retryable
 from .verify import ChecksumFailure, Hasher, ObjectInfo, checksum_factory  # noqa: F401 - re-exported
 
@@ -368,30 +366,6 @@ class _Engine:
             time.sleep(0.002)
 
 
-_sync_file_range = None
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range to disk now (sync_file_range, no wait).
-
-    The final fsync then finds little left to flush: on this machine fsync of 256 MiB written at
-    once costs 0.35 s, nearly as long as the transfer itself.  A no-op where unavailable.
-    """
-    global _sync_file_range
-    if _sync_file_range is None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = libc.sync_file_range
-            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-            _sync_file_range = fn
-        except (OSError, AttributeError):
-            _sync_file_range = False
-    if _sync_file_range:
-        _sync_file_range(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
-
-
 #: servers known to read the whole object for every ranged GET (moto's server runs on Werkzeug): for
 #: them even auto's one probe range costs a full read (measured: 512 MiB in 2.3-2.8 s with the probe,
 #: 1.1-1.2 s without), so auto keeps one stream without probing.
@@ -399,7 +373,7 @@ _RANGE_PUNISHERS = ("werkzeug",)
 
 
 def _punishes_ranges(info: ObjectInfo) -> bool:
-    server = info.extra.get("server", "").lower()
+    server = (info.server or "").lower()
     return any(name in server for name in _RANGE_PUNISHERS)
 
 
@@ -414,11 +388,7 @@ def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strateg
     """
     if info.size <= 0:
         return
-    try:
-        os.posix_fallocate(fd, 0, info.size)  # fail early on a full disk, less fragmentation
-    except OSError as exc:
-        if exc.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: filesystem without fallocate
-            raise DiskError(f"cannot reserve {info.size} bytes in the cache: {exc.strerror}") from exc
+    reserve(fd, info.size)
     strategy = strategy or st.strategy
     if strategy == "auto" and _punishes_ranges(info):
         strategy = "single"

@@ -109,7 +109,7 @@ def test_interrupted_prefix_cancels_queued_objects_and_joins_running_ones() -> N
     running ones see ``cancel`` and stop, and all are joined before the exception leaves."""
     import signal
 
-    from synapse_runtime.storage.fetcher import _run_all
+    from synapse_runtime.storage.prefix import _run_all
 
     cancel = threading.Event()
     started, finished = [], []
@@ -126,7 +126,7 @@ def test_interrupted_prefix_cancels_queued_objects_and_joins_running_ones() -> N
 
 
 def test_first_failure_is_reported_not_the_cancellations_it_caused() -> None:
-    from synapse_runtime.storage.fetcher import _run_all
+    from synapse_runtime.storage.prefix import _run_all
     from synapse_runtime.storage.transfer import DownloadCancelled
 
     cancel = threading.Event()
