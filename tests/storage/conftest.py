@@ -22,6 +22,19 @@ from .netutil import Proxy, fake_aws_env
 SERVER_PATHS = [("moto", "fast"), ("moto", "boto3"), ("garage", "fast"), ("garage", "boto3")]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.moto_only`` tests (what only moto has: ACLs, anonymous access) run on moto alone:
+    their Garage variants are not generated-then-skipped but left out, and said so."""
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        server = callspec.params.get("aws_env", ("",))[0] if callspec else ""
+        (dropped if item.get_closest_marker("moto_only") and server == "garage" else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def garage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Garage]:
     """One Garage node for the session.  Without a binary: skipped locally, a failure in CI (CI=true)."""

@@ -208,10 +208,9 @@ def test_unreachable_endpoint(aws_env, cache_dir: Path, monkeypatch) -> None:
     assert time.monotonic() - t0 < 10
 
 
-def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeypatch, aws_env, server_kind) -> None:
+@pytest.mark.moto_only  # Garage has no ACLs and no anonymous S3 access
+def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeypatch, aws_env) -> None:
     """No credentials anywhere: unsigned requests; public objects load, private ones are AccessDenied."""
-    if server_kind == "garage":
-        pytest.skip("Garage has no ACLs and no anonymous S3 access: moto only")
     s3.put_object(Bucket=bucket, Key="public.txt", Body=b"public", ACL="public-read")
     s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
