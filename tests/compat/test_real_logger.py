@@ -1,6 +1,6 @@
 """Real-package mode's logger (compat/real_logger.py): upstream's BaseLogger writing our events.
 
-Only meaningful where the real synapse-sdk is installed (``make test-sdk``); skipped in shim mode.
+Only meaningful where the real synapse-sdk is installed (``make test-sdk``); left out in shim mode.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ import inspect
 
 import pytest
 
-from .conftest import MODE
-
-pytestmark = pytest.mark.skipif(MODE != "real", reason="needs the real synapse-sdk (make test-sdk)")
+pytestmark = pytest.mark.real_sdk
 
 
 @pytest.fixture
