@@ -35,21 +35,21 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
                                   hint="give the checkpoint's SHA-256 as printed by `sha256sum` "
                                        "(SYNAPSE_CHECKPOINT_SHA256), optionally prefixed with 'sha256:'",
                                   details={"uri": redact(uri), "field": "sha256"})
-    st = Settings.from_env()
-    p = parse(uri)
+    settings = Settings.from_env()
+    parsed = parse(uri)
     from .prefix import fetch_prefix
     from .sources import fetch_http, fetch_s3_object
 
-    if p.scheme == "file":
-        result = _fetch_local(p, st, cache_dir, extract, sha256, progress)
+    if parsed.scheme == "file":
+        result = _fetch_local(parsed, settings, cache_dir, extract, sha256, progress)
     else:
-        cache = Cache.open(cache_dir, st)
-        if p.scheme == "s3" and p.is_prefix:
-            result = fetch_prefix(p, st, cache, progress)
-        elif p.scheme == "s3":
-            result = fetch_s3_object(p, st, cache, extract, sha256, progress)
+        cache = Cache.open(cache_dir, settings)
+        if parsed.scheme == "s3" and parsed.is_prefix:
+            result = fetch_prefix(parsed, settings, cache, progress)
+        elif parsed.scheme == "s3":
+            result = fetch_s3_object(parsed, settings, cache, extract, sha256, progress)
         else:
-            result = fetch_http(p, st, cache, extract, sha256, progress)
+            result = fetch_http(parsed, settings, cache, extract, sha256, progress)
     if dest is not None:
         try:
             final = materialize(result.path, Path(dest))
@@ -61,25 +61,25 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
     return result
 
 
-def _fetch_local(p: ParsedURI, st: Settings, cache_dir: Any, extract: bool, sha256: str | None,
+def _fetch_local(parsed: ParsedURI, settings: Settings, cache_dir: Any, extract: bool, sha256: str | None,
                  progress: ProgressFn | None) -> FetchResult:
-    assert p.path is not None
-    path = check_local(p.path, p.raw)
+    assert parsed.path is not None
+    path = check_local(parsed.path, parsed.raw)
     if sha256 is not None:
         if not path.is_file():
-            raise ValidationError(f"sha256 given for {p.raw}, which is a directory")
+            raise ValidationError(f"sha256 given for {parsed.raw}, which is a directory")
         actual = sha256_file(path)
         if actual != sha256:
-            raise checksum_error(p.raw, "local", "sha256", sha256, actual)
+            raise checksum_error(parsed.raw, "local", "sha256", sha256, actual)
     size = tree_size(path)
     if extract:
-        cache = Cache.open(cache_dir, st)
+        cache = Cache.open(cache_dir, settings)
         stat = path.stat()
         key = entry_key(kind="local", path=str(path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns, ino=stat.st_ino)
-        meta = ensure_extracted(cache, st, key, path, p.raw, p.basename, sha256)
-        result = FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta["bytes"]), True, "local")
+        meta = ensure_extracted(cache, settings, key, path, parsed.raw, parsed.basename, sha256)
+        result = FetchResult(Path(meta["path"]), redact(parsed.raw), 0, int(meta["bytes"]), True, "local")
     else:
-        result = FetchResult(path, p.raw, 0, size, True, "local")
+        result = FetchResult(path, parsed.raw, 0, size, True, "local")
     if progress:
-        progress(p.raw, result.total or 0, result.total, True)
+        progress(parsed.raw, result.total or 0, result.total, True)
     return result

@@ -37,39 +37,39 @@ from .uri import ParsedURI, redact
 log = logging.getLogger("synapse_runtime.storage")
 
 
-def fetch_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
+def fetch_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                   make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
                   extract: bool, sha256: str | None, progress: ProgressFn | None,
                   before_wait: Callable[[], None] | None = None, via: str = "http",
                   fallback: str | None = None) -> FetchResult:
     """``via``: which path serves (``fast path``, ``boto3``, ``http``); ``fallback``: why not the fast path."""
-    throttle = Throttle(progress, redact(p.raw), info.size, via=via)
+    throttle = Throttle(progress, redact(parsed.raw), info.size, via=via)
     extract_key = entry_key(kind="extract", base=key) if extract else None
     meta = cache.lookup(extract_key or key)
     if meta is not None:
         if before_wait:
             before_wait()
-        _check_hit_sha256(cache, st, p, endpoint, key, extract_key, meta, sha256, make_opener, on_error)
+        _check_hit_sha256(cache, settings, parsed, endpoint, key, extract_key, meta, sha256, make_opener, on_error)
         throttle.final(0, True)
-        return FetchResult(Path(meta["path"]), redact(p.raw), 0, int(meta.get("total", meta["bytes"])), True, via)
+        return FetchResult(Path(meta["path"]), redact(parsed.raw), 0, int(meta.get("total", meta["bytes"])), True, via)
     transferred = 0
     obj = cache.lookup(key)
     if obj is None:
-        obj, transferred = _produce_object(cache, st, p, endpoint, info, key, make_opener, on_error, sha256,
+        obj, transferred = _produce_object(cache, settings, parsed, endpoint, info, key, make_opener, on_error, sha256,
                                            throttle, before_wait, {"via": via, "fallback": fallback})
     elif sha256 is not None:
-        _check_hit_sha256(cache, st, p, endpoint, key, None, obj, sha256, make_opener, on_error)
+        _check_hit_sha256(cache, settings, parsed, endpoint, key, None, obj, sha256, make_opener, on_error)
     if extract_key is not None:
-        meta = ensure_extracted(cache, st, key, Path(obj["path"]), p.raw, p.basename, sha256, extract_key=extract_key,
+        meta = ensure_extracted(cache, settings, key, Path(obj["path"]), parsed.raw, parsed.basename, sha256, extract_key=extract_key,
                                  archive_sha256=obj.get("sha256"))
     else:
         meta = obj
     cache.evict()
     throttle.final(transferred, transferred == 0)
-    return FetchResult(Path(meta["path"]), redact(p.raw), transferred, info.size, transferred == 0, via)
+    return FetchResult(Path(meta["path"]), redact(parsed.raw), transferred, info.size, transferred == 0, via)
 
 
-def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
+def _produce_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                     make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
                     sha256: str | None, throttle: Throttle, before_wait: Callable[[], None] | None,
                     route: dict[str, str | None] | None = None) -> tuple[dict[str, Any], int]:
@@ -82,7 +82,7 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
         meta = cache.lookup(key)
         if meta is not None:  # another process finished it while we waited
             if sha256 is not None:
-                _check_hit_sha256(cache, st, p, endpoint, key, None, meta, sha256, make_opener, on_error)
+                _check_hit_sha256(cache, settings, parsed, endpoint, key, None, meta, sha256, make_opener, on_error)
             return meta, 0
         cache.clean_stale()
         try:
@@ -102,12 +102,12 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
         for attempt in (1, 2):
             work = cache.tmp_path(key, "dl")
             work.mkdir()
-            target = work / p.basename
+            target = work / parsed.basename
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
-                hasher = Hasher(info, sha256 is not None, st.verify_etag)
+                hasher = Hasher(info, sha256 is not None, settings.verify_etag)
                 try:
-                    download(fd, info, opener, st, hasher=hasher, on_bytes=on_bytes)
+                    download(fd, info, opener, settings, hasher=hasher, on_bytes=on_bytes)
                     size = os.fstat(fd).st_size
                     if size != info.size:
                         raise ChecksumFailure("size", str(info.size), str(size))
@@ -121,7 +121,7 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
                         if sha256 is None and (attempt == 1 or exc.actual != uncertain):
                             raise ChecksumFailure(exc.what, exc.expected, exc.actual,
                                                   certain=attempt > 1) from None
-                        log.warning("%s: multipart ETag not verifiable (part size unknown); %s", redact(p.raw),
+                        log.warning("%s: multipart ETag not verifiable (part size unknown); %s", redact(parsed.raw),
                                     "sha256 verified" if sha256 else "two downloads agree")
                     os.fsync(fd)
                 except ChecksumFailure as exc:
@@ -130,18 +130,18 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
                     if attempt == 1 and (exc.what != "sha256" or not hasher.etag_verified):
                         if exc.what == "multipart ETag" and not exc.certain:
                             uncertain = exc.actual
-                        log.warning("%s: %s; downloading again", redact(p.raw), exc)
+                        log.warning("%s: %s; downloading again", redact(parsed.raw), exc)
                         shutil.rmtree(work, ignore_errors=True)
                         continue
-                    raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
+                    raise checksum_error(parsed.raw, endpoint, exc.what, exc.expected, exc.actual) from None
                 except StorageError:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     raise on_error(exc) from None
             finally:
                 os.close(fd)
-            meta = cache.commit(key, work, {"name": p.basename, "bytes": info.size, "total": info.size,
-                                            "uri": redact(p.raw), "endpoint": endpoint, "etag": info.etag,
+            meta = cache.commit(key, work, {"name": parsed.basename, "bytes": info.size, "total": info.size,
+                                            "uri": redact(parsed.raw), "endpoint": endpoint, "etag": info.etag,
                                             "sha256": hasher.sha256_hex(), "kind": "object",
                                             "verified": hasher.method or "size",
                                             **{k: v for k, v in (route or {}).items() if v}})
@@ -152,7 +152,7 @@ def _produce_object(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, inf
         lock.release()
 
 
-def _check_hit_sha256(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, key: str, extract_key: str | None,
+def _check_hit_sha256(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, key: str, extract_key: str | None,
                       meta: dict[str, Any], sha256: str | None, make_opener: Callable[[], tuple[Opener, Any]],
                       on_error: Callable[[BaseException], StorageError]) -> None:
     """An expected sha256 holds for cached content too: compare with the recorded or computed digest."""
@@ -162,22 +162,22 @@ def _check_hit_sha256(cache: Cache, st: Settings, p: ParsedURI, endpoint: str, k
     if recorded is None:
         obj = cache.lookup(key)
         if obj is None:  # the archive was evicted after extraction: fetch it again to verify
-            throttle = Throttle(None, p.raw, None)
-            obj, _ = _produce_object(cache, st, p, endpoint, _info_from_meta(meta), key, make_opener, on_error,
+            throttle = Throttle(None, parsed.raw, None)
+            obj, _ = _produce_object(cache, settings, parsed, endpoint, _info_from_meta(meta), key, make_opener, on_error,
                                      sha256, throttle, None)
         recorded = obj.get("sha256") or sha256_file(Path(obj["path"]))
         cache.update_meta(key, sha256=recorded)
         if extract_key:
             cache.update_meta(extract_key, archive_sha256=recorded)
     if recorded != sha256:
-        raise checksum_error(p.raw, endpoint, "sha256", sha256, recorded)
+        raise checksum_error(parsed.raw, endpoint, "sha256", sha256, recorded)
 
 
 def _info_from_meta(meta: dict[str, Any]) -> ObjectInfo:
     return ObjectInfo(size=int(meta.get("total", 0)), etag=meta.get("etag"))
 
 
-def ensure_extracted(cache: Cache, st: Settings, base_key: str, archive_path: Path, uri: str, name: str,
+def ensure_extracted(cache: Cache, settings: Settings, base_key: str, archive_path: Path, uri: str, name: str,
                       sha256: str | None, *, extract_key: str | None = None, archive_sha256: str | None = None) -> dict[str, Any]:
     extract_key = extract_key or entry_key(kind="extract", base=base_key)
     meta = cache.lookup(extract_key)
@@ -191,8 +191,8 @@ def ensure_extracted(cache: Cache, st: Settings, base_key: str, archive_path: Pa
         work.mkdir()
         stem = arc.archive_stem(name)
         try:
-            written = arc.extract(archive_path, work / stem, max_bytes=st.max_extract_bytes,
-                                  max_files=st.max_extract_files, label=redact(uri), max_ratio=st.max_extract_ratio)
+            written = arc.extract(archive_path, work / stem, max_bytes=settings.max_extract_bytes,
+                                  max_files=settings.max_extract_files, label=redact(uri), max_ratio=settings.max_extract_ratio)
             from .cache import fsync_tree
 
             fsync_tree(work / stem)

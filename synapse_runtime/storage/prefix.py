@@ -27,7 +27,7 @@ from .transfer import ChecksumFailure, Hasher, ObjectInfo, download
 from .uri import ParsedURI, redact
 
 
-def fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
+def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
     """Every object below the prefix, layout kept; revalidated with one LIST (paged per 1000 keys)."""
     from .fastpath import FastPath
 
@@ -36,52 +36,52 @@ def fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn 
     objects: list[dict[str, Any]] = []
     if fast is not None:
         try:
-            objects = [o for o in fast.list_objects(p.bucket, p.key, st) if not str(o["Key"]).endswith("/")]
+            objects = [o for o in fast.list_objects(parsed.bucket, parsed.key, settings) if not str(o["Key"]).endswith("/")]
         except Exception as exc:  # noqa: BLE001 - boto3 below gives the precise error
             if tls_refused(exc):
-                raise storage_error(exc, p.raw, fast.endpoint) from None  # boto3 would refuse it too
-            fast, refusal = None, fell_back(p, f"ListObjectsV2 failed: {type(exc).__name__}")
+                raise storage_error(exc, parsed.raw, fast.endpoint) from None  # boto3 would refuse it too
+            fast, refusal = None, fell_back(parsed, f"ListObjectsV2 failed: {type(exc).__name__}")
     if fast is None:
-        s3 = boto3_client(st)
+        s3 = boto3_client(settings)
         try:
-            objects = [o for o in s3.list_prefix(p.bucket, p.key) if not o["Key"].endswith("/")]
+            objects = [o for o in s3.list_prefix(parsed.bucket, parsed.key) if not o["Key"].endswith("/")]
         except Exception as exc:  # noqa: BLE001
-            raise s3_error(exc, p, s3) from None
+            raise s3_error(exc, parsed, s3) from None
     endpoint = fast.endpoint if fast is not None else s3.endpoint
     if not objects:
-        raise StorageError(f"cannot fetch {p.raw} from {endpoint}: no objects under this prefix (NoSuchKey)",
+        raise StorageError(f"cannot fetch {parsed.raw} from {endpoint}: no objects under this prefix (NoSuchKey)",
                            hint="check the prefix; for a single object drop the trailing '/'",
-                           details={"uri": p.raw, "endpoint": endpoint, "cause": "NoSuchKey"})
+                           details={"uri": parsed.raw, "endpoint": endpoint, "cause": "NoSuchKey"})
     files: list[tuple[str, dict[str, Any]]] = []
     for o in objects:
-        rel = o["Key"][len(p.key):]
+        rel = o["Key"][len(parsed.key):]
         try:
-            rel = arc._safe_name(rel, p.raw)  # noqa: SLF001 - same rule as archives
+            rel = arc._safe_name(rel, parsed.raw)  # noqa: SLF001 - same rule as archives
         except ArchiveError as exc:
-            raise StorageError(f"cannot fetch {p.raw}: object key {o['Key']!r} would leave the target directory",
-                               hint="rename the object", details={"uri": p.raw, "cause": "unsafe key"}) from exc
+            raise StorageError(f"cannot fetch {parsed.raw}: object key {o['Key']!r} would leave the target directory",
+                               hint="rename the object", details={"uri": parsed.raw, "cause": "unsafe key"}) from exc
         if rel:
             files.append((rel, o))
     listing = hashlib.sha256("\n".join(f"{r}\t{o.get('ETag')}\t{o['Size']}" for r, o in files).encode()).hexdigest()
     from .awsenv import env_endpoint
 
     via = fast.name if fast is not None else "boto3"
-    key = entry_key(kind="prefix", endpoint=(env_endpoint() or endpoint).rstrip("/"), bucket=p.bucket,
-                    prefix=p.key, listing=listing)
+    key = entry_key(kind="prefix", endpoint=(env_endpoint() or endpoint).rstrip("/"), bucket=parsed.bucket,
+                    prefix=parsed.key, listing=listing)
     total = sum(int(o["Size"]) for _, o in files)
-    throttle = Throttle(progress, redact(p.raw), total, via=via)
+    throttle = Throttle(progress, redact(parsed.raw), total, via=via)
     meta = cache.lookup(key)
     if meta is not None:
         throttle.final(0, True)
-        return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True, via)
+        return FetchResult(Path(meta["path"]), redact(parsed.raw), 0, total, True, via)
     with cache.lock(key):
         meta = cache.lookup(key)
         if meta is not None:
             throttle.final(0, True)
-            return FetchResult(Path(meta["path"]), redact(p.raw), 0, total, True, via)
+            return FetchResult(Path(meta["path"]), redact(parsed.raw), 0, total, True, via)
         cache.clean_stale()
         work = cache.tmp_path(key, "prefix")
-        tree = work / p.basename
+        tree = work / parsed.basename
         tree.mkdir(parents=True)
         done = [0]
         import threading
@@ -104,26 +104,26 @@ def fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn 
             info = ObjectInfo(size=int(o["Size"]), etag=etag, md5_etag=bool(etag) and _is_md5_etag(etag))
             if info.parts and info.md5_etag:
                 if fast is not None:
-                    fast_part_size(fast, ParsedURI("s3", p.raw, p.bucket, okey), st, info)
+                    fast_part_size(fast, ParsedURI("s3", parsed.raw, parsed.bucket, okey), settings, info)
                     if not info.part_size:
                         from .s3 import guess_part_size
 
                         info.part_size = guess_part_size(info.size, info.parts)
                 else:
-                    s3.confirm_part_size(p.bucket, okey, info)
+                    s3.confirm_part_size(parsed.bucket, okey, info)
             if fast is not None:
                 from . import http
 
-                opener = http.opener(fast.url(p.bucket, okey), st, info, None, signer=fast.object_headers,
+                opener = http.opener(fast.url(parsed.bucket, okey), settings, info, None, signer=fast.object_headers,
                                      connect=fast.connection)
             else:
-                opener = s3.opener(p.bucket, okey, info)
+                opener = s3.opener(parsed.bucket, okey, info)
             target = tree / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
-                hasher = Hasher(info, False, st.verify_etag)
-                download(fd, info, opener, st, strategy="single", hasher=hasher, on_bytes=on_bytes, cancel=cancel)
+                hasher = Hasher(info, False, settings.verify_etag)
+                download(fd, info, opener, settings, strategy="single", hasher=hasher, on_bytes=on_bytes, cancel=cancel)
                 if os.fstat(fd).st_size != info.size:
                     raise ChecksumFailure("size", str(info.size), str(os.fstat(fd).st_size))
                 try:
@@ -139,25 +139,25 @@ def fetch_prefix(p: ParsedURI, st: Settings, cache: Cache, progress: ProgressFn 
                 os.close(fd)
 
         try:
-            _run_all(one, files, st.concurrency, cancel)
+            _run_all(one, files, settings.concurrency, cancel)
             from .cache import fsync_tree
 
             fsync_tree(tree)
-            meta = cache.commit(key, work, {"name": p.basename, "bytes": total, "total": total, "uri": p.raw,
+            meta = cache.commit(key, work, {"name": parsed.basename, "bytes": total, "total": total, "uri": parsed.raw,
                                             "endpoint": endpoint, "kind": "prefix", "objects": len(files),
                                             "verified": verified, "via": via,
                                             **({"fallback": refusal} if refusal else {})})
         except ChecksumFailure as exc:
-            raise checksum_error(p.raw, endpoint, exc.what, exc.expected, exc.actual) from None
+            raise checksum_error(parsed.raw, endpoint, exc.what, exc.expected, exc.actual) from None
         except StorageError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise (s3_error(exc, p, s3) if s3 is not None else storage_error(exc, p.raw, endpoint)) from None
+            raise (s3_error(exc, parsed, s3) if s3 is not None else storage_error(exc, parsed.raw, endpoint)) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
     cache.evict()
     throttle.final(done[0], False)
-    return FetchResult(Path(meta["path"]), redact(p.raw), done[0], total, False, via)
+    return FetchResult(Path(meta["path"]), redact(parsed.raw), done[0], total, False, via)
 
 
 def _run_all(one: Callable[[str, dict[str, Any]], None], files: list[tuple[str, dict[str, Any]]], workers: int,

@@ -54,12 +54,12 @@ class _Seg:
 
 
 class _Engine:
-    def __init__(self, fd: int, size: int, opener: Opener, st: Settings, strategy: str,
+    def __init__(self, fd: int, size: int, opener: Opener, settings: Settings, strategy: str,
                  on_bytes: Callable[[int], None] | None) -> None:
         self.fd = fd
         self.size = size
         self.opener = opener
-        self.st = st
+        self.settings = settings
         self.strategy = strategy
         self.on_bytes = on_bytes
         self.cond = threading.Condition()
@@ -100,7 +100,7 @@ class _Engine:
 
     def _run_segment(self, seg: _Seg) -> None:
         attempt = 0
-        chunk = self.st.chunk
+        chunk = self.settings.chunk
         while not self.stop.is_set():
             with self.cond:
                 pos, end = seg.start + seg.done, seg.end
@@ -148,9 +148,9 @@ class _Engine:
                 if self.stop.is_set() or not isinstance(exc, Exception) or not is_retryable(exc):
                     raise
                 attempt = 1 if progressed else attempt + 1  # progress resets the budget
-                if attempt > self.st.retries:
+                if attempt > self.settings.retries:
                     raise
-                if self.stop.wait(backoff_delay(attempt, self.st.backoff, self.st.backoff_max)):
+                if self.stop.wait(backoff_delay(attempt, self.settings.backoff, self.settings.backoff_max)):
                     return
 
     inline_mode = False
@@ -175,7 +175,7 @@ class _Engine:
         if self.on_bytes is not None:
             self.on_bytes(len(data))
         end = pos + len(data)
-        if end - self.flushed >= self.st.writeback and not self.flushing.is_set():
+        if end - self.flushed >= self.settings.writeback and not self.flushing.is_set():
             self._flush_async()
             self.flushed = end
 
@@ -243,7 +243,7 @@ class _Engine:
 
     def _probe(self) -> bool:
         """Fetch the object's last part as a range beside the stream (which now stops before it)."""
-        part = self.st.part_size
+        part = self.settings.part_size
         with self.cond:
             seg = self.segs[0]
             start = ((self.size - 1) // part) * part
@@ -258,11 +258,11 @@ class _Engine:
 
     def _split(self, workers: int) -> bool:
         """Cut the stream's not-yet-read rest into ranges for ``workers`` more workers (auto mode)."""
-        part = self.st.part_size
+        part = self.settings.part_size
         with self.cond:
             seg = self.segs[0]
             pos = seg.start + seg.done
-            cut = ((pos + self.st.chunk * 4) // part + 1) * part
+            cut = ((pos + self.settings.chunk * 4) // part + 1) * part
             limit = seg.end
             if limit - cut < 2 * part:
                 return False
@@ -286,32 +286,32 @@ class _Engine:
         now = time.monotonic()
         elapsed = now - (self.first_byte_at or now)
         if not probe:
-            if elapsed < max(self.st.split_after, 0.05):  # a rate over a few ms says nothing
+            if elapsed < max(self.settings.split_after, 0.05):  # a rate over a few ms says nothing
                 return True
             rate = self.transferred / max(elapsed, 1e-6)
-            if rate >= self.st.split_below or not self._probe():
+            if rate >= self.settings.split_below or not self._probe():
                 return False
             ttfb = (self.first_byte_at or now) - self.started
-            probe.update(at=now, limit=max(4 * ttfb, 0.05, self.st.split_after))
+            probe.update(at=now, limit=max(4 * ttfb, 0.05, self.settings.split_after))
             return True
         seg = self.segs[-1]
         if seg.first_at is not None and seg.first_at - probe["at"] <= probe["limit"]:
-            self._split(self.st.concurrency - 2)
+            self._split(self.settings.concurrency - 2)
             return False
         return now - probe["at"] <= probe["limit"]  # still waiting for the probe's first bytes
 
     def run(self, hasher: Hasher | None) -> None:
         self.started = time.monotonic()  # before the first request: auto compares times to first byte
-        part = self.st.part_size
+        part = self.settings.part_size
         if self.strategy == "parallel" and self.size > part:
             self.segs = [_Seg(s, min(s + part, self.size)) for s in range(0, self.size, part)]
             self.pending.extend(self.segs)
-            self._start_workers(min(self.st.concurrency, len(self.segs)))
+            self._start_workers(min(self.settings.concurrency, len(self.segs)))
         else:
             self.segs = [_Seg(0, self.size)]
             self.pending.append(self.segs[0])
             self._start_workers(1)
-        may_split = self.strategy == "auto" and self.size >= 4 * part and self.st.concurrency > 1
+        may_split = self.strategy == "auto" and self.size >= 4 * part and self.settings.concurrency > 1
         probe: dict[str, float] = {}
         hashed = 0
         flushed = 0
@@ -340,7 +340,7 @@ class _Engine:
                         hashed += n
                 else:
                     hashed = wm
-                if hashed - flushed >= self.st.writeback and not self.flushing.is_set():
+                if hashed - flushed >= self.settings.writeback and not self.flushing.is_set():
                     self._flush_async()
                     flushed = hashed
                 if hashed >= self.size:
@@ -377,7 +377,7 @@ def _punishes_ranges(info: ObjectInfo) -> bool:
     return any(name in server for name in _RANGE_PUNISHERS)
 
 
-def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strategy: str | None = None,
+def download(fd: int, info: ObjectInfo, opener: Opener, settings: Settings, *, strategy: str | None = None,
              hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None,
              cancel: threading.Event | None = None) -> None:
     """Fill ``fd`` (opened read-write, empty) with the object's bytes and feed ``hasher`` in order.
@@ -389,12 +389,12 @@ def download(fd: int, info: ObjectInfo, opener: Opener, st: Settings, *, strateg
     if info.size <= 0:
         return
     reserve(fd, info.size)
-    strategy = strategy or st.strategy
+    strategy = strategy or settings.strategy
     if strategy == "auto" and _punishes_ranges(info):
         strategy = "single"
-    engine = _Engine(fd, info.size, opener, st, strategy, on_bytes)
+    engine = _Engine(fd, info.size, opener, settings, strategy, on_bytes)
     engine.cancel = cancel
-    if strategy == "single" or (strategy == "auto" and info.size < 4 * st.part_size):
+    if strategy == "single" or (strategy == "auto" and info.size < 4 * settings.part_size):
         engine.run_inline(hasher)  # one stream either way: no worker thread
     else:
         engine.run(hasher)
