@@ -12,6 +12,7 @@ import datetime as _dt
 import enum
 import json
 import math
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -50,7 +51,7 @@ def _finite(obj: Any) -> Any:
     """NaN and infinities are not JSON: they become null (a NaN loss must not break the stream)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]

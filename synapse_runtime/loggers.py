@@ -52,6 +52,15 @@ def _level(value: enum.Enum | str | None) -> str:
     return text
 
 
+def trials_payload(data: dict[str, Any] | None, trials: dict[str, Any] | None, base: list[str] | None,
+                   hyperparameters: list[str] | None, metrics: list[str] | None, best_trial: str) -> dict[str, Any]:
+    """Upstream's ``trials`` payload: ``data`` as given, else built from the keyword form."""
+    if data is not None:
+        return data
+    return {"base": base or [], "trials": trials or {}, "hyperparameters": hyperparameters or [],
+            "metrics": metrics or [], "best_trial": best_trial}
+
+
 def _message_fields(content: Any, level: str) -> dict[str, Any]:
     """A ``message`` event's fields: the UI's context, and the level itself where it says more."""
     fields: dict[str, Any] = {"message": str(content), "context": _CONTEXT_OF[level]}
@@ -267,10 +276,7 @@ class BaseLogger(ABC):
                    base: list[str] | None = None, hyperparameters: list[str] | None = None,
                    metrics: list[str] | None = None, best_trial: str = "") -> None:
         """Hyper-parameter trials: an ``event`` named ``trials``."""
-        if data is None:
-            data = {"base": base or [], "trials": trials or {}, "hyperparameters": hyperparameters or [],
-                    "metrics": metrics or [], "best_trial": best_trial}
-        self.log_event("trials", data)
+        self.log_event("trials", trials_payload(data, trials, base, hyperparameters, metrics, best_trial))
 
     def log_download(self, uri: str, done: int, total: int | None, cached: bool) -> None:
         """Transfer progress of a checkpoint or model artifact (a ``download`` event; ours)."""

@@ -23,7 +23,6 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from synapse_runtime.backend.exceptions import (
@@ -33,6 +32,7 @@ from synapse_runtime.backend.exceptions import (
     BackendResponseError,
     BackendUnavailableError,
 )
+from synapse_runtime.jsonable import _finite  # NaN/Infinity -> null: one rule for events and the wire
 
 #: A ``Retry-After`` longer than this is cut short: a broken or hostile server must not park a run.
 MAX_RETRY_AFTER_S = 60.0
@@ -110,17 +110,6 @@ def _display_host(host: str) -> str:
     if "@" in netloc:
         netloc = netloc.rsplit("@", 1)[1]
     return f"{scheme}://{netloc}{slash}{path}"
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN and infinities (JSON cannot carry them; Postgres rejects them) with None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def encode_json(data: Any) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 # Plain-string levels are accepted (the one deliberate deviation: upstream raises TypeError on
 # ``log_message(msg, 'success')``; plugins written from the seed documents do exactly that).
 from ..loggers import _level as _level_text
-from ..loggers import _message_fields
+from ..loggers import _message_fields, trials_payload
 
 
 @functools.cache
@@ -92,10 +92,7 @@ def event_logger_class() -> type:
         def log_trials(self, data: dict[str, Any] | None = None, *, trials: dict[str, Any] | None = None,
                        base: list[str] | None = None, hyperparameters: list[str] | None = None,
                        metrics: list[str] | None = None, best_trial: str = "") -> None:
-            if data is None:
-                data = {"base": base or [], "trials": trials or {}, "hyperparameters": hyperparameters or [],
-                        "metrics": metrics or [], "best_trial": best_trial}
-            self.log(LogLevel.INFO, "trials", data)
+            self.log(LogLevel.INFO, "trials", trials_payload(data, trials, base, hyperparameters, metrics, best_trial))
 
         def log_message(self, message: str, level: Any = None, *, context: Any = None) -> None:
             chosen = level if level is not None else context
