@@ -179,8 +179,10 @@ class Run:
                 self._stop_leftover_processes()
             if capture is not None:
                 capture.stop()
-            self._finish(redactor, job_id)
-            self._on_signal.restore(previous_handlers)
+            try:
+                self._finish(redactor, job_id)
+            finally:  # never leave our handler behind, even when the end itself fails
+                self._on_signal.restore(previous_handlers)
             if capture is not None:
                 try:
                     os.close(events_fd)
