@@ -99,9 +99,11 @@ def test_text_tools_example_in_this_mode(run_cli) -> None:
     assert s.exit_code == 0 and s.value["slugs"] == ["hello-world"]
 
 
-@pytest.mark.skipif(not upstream_templates.available(),
-                    reason="upstream's templates: run `make upstream-wheel` (shim mode) or use .venv-sdk")
 def test_upstreams_rendered_test_template(run_cli, tmp_path) -> None:
+    if not upstream_templates.available():  # make test fetches the wheel first (upstream-wheel)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("upstream's templates are missing under CI=true: run `make upstream-wheel`", pytrace=False)
+        pytest.skip("upstream's templates: run `make upstream-wheel` (shim mode) or use .venv-sdk")
     plugin = upstream_templates.render_plugin(tmp_path / "rendered", "neural_net", {"test": "test"},
                                               data_type="image")
     r = run_cli(plugin, "test", {})

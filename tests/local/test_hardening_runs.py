@@ -13,6 +13,7 @@ import pytest
 
 from synapse_runtime.testing import RunResult, run_local
 from tests.backend.backend_fake import TOKEN, FakeBackend
+from tests.backend.conftest import backend  # noqa: F401 - the fake backend fixture, shared
 from tests.conftest import PLUGINS, check_stream
 from tests.secrets import register
 
@@ -20,15 +21,6 @@ USERINFO_PASSWORD = "pw-hardening-4242"
 register(TOKEN, USERINFO_PASSWORD)
 
 
-@pytest.fixture
-def backend():
-    server = FakeBackend()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def _free_port() -> int:
