@@ -121,6 +121,7 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_FETCH_BACKOFF_MAX", "float", 20.0, "backoff cap, seconds", minimum=0),
     _k("SYNAPSE_VERIFY_ETAG", "bool", True, "verify against the server's digest"),
     _k("SYNAPSE_WRITEBACK_BYTES", "size", 32 * MiB, "fdatasync every this many bytes", minimum=1 * MiB),
+    _k("SYNAPSE_DIRECT_IO", "bool", True, "write downloads with O_DIRECT where the filesystem allows"),
     _k("SYNAPSE_EXTRACT_MAX_BYTES", "size", 200 * GiB, "archive bomb limit: bytes written", minimum=0),
     _k("SYNAPSE_EXTRACT_MAX_FILES", "int", 1_000_000, "archive bomb limit: entries", minimum=0),
     _k("SYNAPSE_EXTRACT_MAX_RATIO", "float", 100.0, "archive bomb limit: expanded/compressed size (0: off)", minimum=0),

@@ -75,6 +75,7 @@ class Settings:
     cache_lock_timeout: float  # give up on a cache lock whose holder shows no sign of life this long; 0: never
     verify_etag: bool
     writeback: int  # fdatasync in the background every this many bytes, so the final fsync is short
+    direct_io: bool = True  # O_DIRECT writes where the filesystem takes them (sink.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -102,6 +103,7 @@ class Settings:
             cache_lock_timeout=_float("SYNAPSE_CACHE_LOCK_TIMEOUT", 300.0),
             writeback=_int("SYNAPSE_WRITEBACK_BYTES", 32 * MiB, 1 * MiB),
             verify_etag=get("SYNAPSE_VERIFY_ETAG"),
+            direct_io=get("SYNAPSE_DIRECT_IO"),
         )
 
 

@@ -40,6 +40,15 @@ class _Resp:
             self.skip -= len(dropped)
         return self.resp.read(n)
 
+    def readinto(self, buf: memoryview) -> int:
+        """Into the engine's own buffer: no bytes object per chunk (see transfer._run_segment)."""
+        while self.skip:
+            dropped = self.resp.read(min(self.skip, 1 << 20))
+            if not dropped:
+                raise TruncatedBody("connection closed while skipping to the resume offset")
+            self.skip -= len(dropped)
+        return self.resp.readinto(buf)
+
     def close(self) -> None:
         try:
             self.resp.close()

@@ -1,18 +1,22 @@
-"""The download engine: ranged reads written with pwrite, verified by a hashing follower, resumable.
+"""The download engine: ranged reads written at their offsets, verified as they land, resumable.
 
 One engine serves S3 and plain HTTP(S): a source only has to open a byte range.  Three strategies:
 
 * ``single``: one GET streamed in ``chunk``-sized reads, in the calling thread.
 * ``parallel``: the object cut into ``part_size`` ranges fetched by ``concurrency`` workers; what
   AWS S3 and real servers reward, since one connection is capped far below the NIC.
-* ``auto`` (default): starts as one stream and soon probes one range beside it; if the range's
-  first byte comes about as fast as the stream's did, the tail is cut into ranges for the workers.
-  A server that re-reads the whole object per range (moto's) is never probed (docs/storage.md).
+* ``auto`` (default): ``parallel`` for large objects served through the S3 API (ranges are its
+  protocol), except from a server that re-reads the whole object per range (moto's), which keeps
+  one stream.  Elsewhere (a presigned URL) it starts as one stream and soon probes one range beside
+  it; if the range's first byte comes about as fast as the stream's did, the tail is cut into
+  ranges for the workers (docs/storage.md).
 
-Memory stays flat (one chunk per worker, one read-back buffer for hashing). The calling thread
-follows the file's contiguous prefix with ``pread`` and feeds the hashes (``verify.py``), so
-verification overlaps the transfer. A reset or stalled connection is retried with backoff,
-resuming each range at the first byte not yet on disk.
+Memory stays flat: one page-aligned buffer per worker, received into (``readinto``), hashed and
+written from while still in the CPU's cache, directly to the disk where it allows (``sink.py``).
+A CRC32 to compare is computed per range by the workers and combined (``pieces.py``); other
+digests (MD5 ETag, sha256) need the bytes in order, so the calling thread follows the file's
+contiguous prefix with ``pread`` and feeds them (``verify.py``).  A reset or stalled connection is
+retried with backoff, resuming each range at the first byte not yet on disk.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Callable, Protocol
 
 from .config import Settings
 from .disk import reserve
-from .retry import DiskError, TruncatedBody, backoff_delay, is_retryable
+from .pieces import Pieces, PieceStream
+from .retry import TruncatedBody, backoff_delay, is_retryable
+from .sink import Sink, buffer
 from .verify import ChecksumFailure, Hasher, ObjectInfo, checksum_factory  # noqa: F401 - re-exported
 
 
@@ -54,8 +60,9 @@ class _Seg:
 
 
 class _Engine:
-    def __init__(self, fd: int, size: int, opener: Opener, settings: Settings, strategy: str,
+    def __init__(self, sink: Sink, fd: int, size: int, opener: Opener, settings: Settings, strategy: str,
                  on_bytes: Callable[[int], None] | None) -> None:
+        self.sink = sink
         self.fd = fd
         self.size = size
         self.opener = opener
@@ -71,12 +78,11 @@ class _Engine:
         self.active_workers = 0
         self.transferred = 0
         self.first_byte_at: float | None = None
-        self.flushing = threading.Event()
         self.inline: Hasher | None = None  # single stream in the calling thread: hash from memory
-        self.flushed = 0
         self.started = time.monotonic()
         self.bodies: set[Body] = set()  # open responses, aborted when the download stops
         self.cancel: threading.Event | None = None  # set from outside (a prefix fetch giving up)
+        self.pieces: Pieces | None = None  # workers hash what they download (a CRC32 to compare)
 
     # ---- workers -------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -99,8 +105,22 @@ class _Engine:
                 self.cond.notify_all()
 
     def _run_segment(self, seg: _Seg) -> None:
+        """Fetch ``seg`` into the file, resuming after transient errors; hash it as it lands (pieces).
+
+        Bytes are received into one buffer per worker (``readinto``) that is written and hashed
+        while it is still in the CPU's cache: no allocation per chunk, no read-back to verify.
+        """
+        piece = self.pieces.stream(seg.start + seg.done) if self.pieces is not None else None
+        try:
+            self._fetch_segment(seg, piece)
+        finally:
+            if piece is not None:
+                piece.close()
+
+    def _fetch_segment(self, seg: _Seg, piece: "PieceStream | None") -> None:
         attempt = 0
         chunk = self.settings.chunk
+        view = buffer(chunk)
         while not self.stop.is_set():
             with self.cond:
                 pos, end = seg.start + seg.done, seg.end
@@ -109,6 +129,7 @@ class _Engine:
             progressed = False
             try:
                 body = self.opener(pos, end)
+                readinto = getattr(body, "readinto", None)
                 with self.cond:
                     self.bodies.add(body)
                 try:
@@ -120,10 +141,18 @@ class _Engine:
                         pos = seg.start + seg.done
                         if pos >= end:
                             return
-                        data = body.read(min(chunk, end - pos))
+                        want = min(chunk, end - pos)
+                        if readinto is not None:
+                            data = view[:readinto(view[:want])]
+                        else:
+                            data = body.read(want)
                         if not data:
                             raise TruncatedBody(f"connection closed at byte {pos} of {self.size}")
-                        self._write(data, pos)
+                        if self.stop.is_set() and not self.inline_mode:
+                            raise DownloadCancelled("stopped")  # never write once the caller may close the file
+                        self.sink.write(data, pos, readinto is not None)
+                        if piece is not None:
+                            piece.feed(data)
                         progressed = True
                         if self.inline_mode:
                             self._after_inline(data, pos)
@@ -163,21 +192,14 @@ class _Engine:
         """
         self.inline_mode = True
         self.inline = hasher if hasher is not None and hasher.active else None
-        try:
-            self._run_segment(_Seg(0, self.size))
-        finally:
-            while self.flushing.is_set():  # never close the fd under a running fdatasync
-                time.sleep(0.002)
+        self._run_segment(_Seg(0, self.size))
 
     def _after_inline(self, data: bytes, pos: int) -> None:
         if self.inline is not None:
             self.inline.feed(data)
         if self.on_bytes is not None:
             self.on_bytes(len(data))
-        end = pos + len(data)
-        if end - self.flushed >= self.settings.writeback and not self.flushing.is_set():
-            self._flush_async()
-            self.flushed = end
+        self.sink.progress(pos + len(data))
 
     def _abort_bodies(self) -> None:
         """Wake workers blocked in ``body.read`` (socket shutdown), so they can be joined at once."""
@@ -190,37 +212,6 @@ class _Engine:
                     abort()
                 except Exception:  # noqa: BLE001 - best effort: the read timeout bounds the join anyway
                     pass
-
-    def _write(self, data: bytes, pos: int) -> None:
-        if self.stop.is_set() and not self.inline_mode:
-            raise DownloadCancelled("stopped")  # never write once the caller may close the file
-        view = memoryview(data)
-        try:
-            while len(view):
-                n = os.pwrite(self.fd, view, pos)
-                view = view[n:]
-                pos += n
-        except OSError as exc:
-            raise DiskError(f"cannot write to the cache: {exc.strerror}") from exc
-
-    def _flush_async(self) -> None:
-        """fdatasync in a side thread while bytes keep arriving.
-
-        Durability costs real time here (fsync of 256 MiB written at once: 0.35-0.45 s, as long as
-        the transfer); flushing what is already written in the background leaves the final fsync
-        with only the tail (0.05 s in the same test).
-        """
-        self.flushing.set()
-
-        def run() -> None:
-            try:
-                os.fdatasync(self.fd)
-            except OSError:
-                pass  # the final fsync reports real errors
-            finally:
-                self.flushing.clear()
-
-        threading.Thread(target=run, name="synapse-flush", daemon=True).start()
 
     def _start_workers(self, n: int) -> None:
         for _ in range(n):
@@ -314,7 +305,6 @@ class _Engine:
         may_split = self.strategy == "auto" and self.size >= 4 * part and self.settings.concurrency > 1
         probe: dict[str, float] = {}
         hashed = 0
-        flushed = 0
         reported = 0
         read_back = 4 * 1024 * 1024
         try:
@@ -333,16 +323,14 @@ class _Engine:
                 if done != reported and self.on_bytes is not None:
                     self.on_bytes(done - reported)
                 reported = done
-                if hasher is not None and hasher.active:
+                if hasher is not None and hasher.active and self.pieces is None:
                     while hashed < wm:
                         n = min(read_back, wm - hashed)
                         hasher.feed(os.pread(self.fd, n, hashed))
                         hashed += n
                 else:
                     hashed = wm
-                if hashed - flushed >= self.settings.writeback and not self.flushing.is_set():
-                    self._flush_async()
-                    flushed = hashed
+                self.sink.progress(hashed)
                 if hashed >= self.size:
                     break
                 if may_split and self.first_byte_at is not None:
@@ -357,13 +345,9 @@ class _Engine:
             self._abort_bodies()
             for t in self.threads:
                 t.join()  # bounded by the read timeout for sources without abort()
-            while self.flushing.is_set():
-                time.sleep(0.002)
             raise
         for t in self.threads:
             t.join()
-        while self.flushing.is_set():  # never close the fd under a running fdatasync
-            time.sleep(0.002)
 
 
 #: servers known to read the whole object for every ranged GET (moto's server runs on Werkzeug): for
@@ -392,9 +376,23 @@ def download(fd: int, info: ObjectInfo, opener: Opener, settings: Settings, *, s
     strategy = strategy or settings.strategy
     if strategy == "auto" and _punishes_ranges(info):
         strategy = "single"
-    engine = _Engine(fd, info.size, opener, settings, strategy, on_bytes)
-    engine.cancel = cancel
-    if strategy == "single" or (strategy == "auto" and info.size < 4 * settings.part_size):
-        engine.run_inline(hasher)  # one stream either way: no worker thread
+    inline = strategy == "single" or (strategy == "auto" and info.size < 4 * settings.part_size)
+    if strategy == "auto" and info.s3_api:
+        strategy = "parallel"  # ranges are S3's own protocol: probing first only costs time (docs/storage.md)
+    if hasher is not None and hasher.active and not inline:
+        pieces = hasher.parallel(info.size)  # None: the engine's follower reads the file back in order
     else:
-        engine.run(hasher)
+        pieces = None
+    # Direct writes only where nothing reads the file back during the download (it would read the disk)
+    direct = settings.direct_io and (inline or pieces is not None or hasher is None or not hasher.active)
+    sink = Sink(fd, direct, settings.writeback)
+    engine = _Engine(sink, fd, info.size, opener, settings, strategy, on_bytes)
+    engine.cancel = cancel
+    engine.pieces = pieces
+    try:
+        if inline:
+            engine.run_inline(hasher)  # one stream either way: no worker thread
+        else:
+            engine.run(hasher)
+    finally:
+        sink.close()  # after every worker is joined: no write and no flush outlives this call
