@@ -18,36 +18,20 @@ from ..errors import ArchiveError, StorageError
 from . import archive as arc
 from .cache import Cache, entry_key
 from .config import Settings
-from .diagnose import checksum_error, storage_error
+from .diagnose import checksum_error
 from .progress import ProgressFn, Throttle
 from .result import FetchResult
-from .sources import boto3_client, fast_part_size, fell_back, s3_error, tls_refused
 from .disk import start_writeback
+from .s3source import open_source
 from .transfer import ChecksumFailure, Hasher, ObjectInfo, download
 from .uri import ParsedURI, redact
 
 
 def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
     """Every object below the prefix, layout kept; revalidated with one LIST (paged per 1000 keys)."""
-    from .fastpath import FastPath
-
-    fast, refusal = FastPath.from_env()
-    s3: Any = None
-    objects: list[dict[str, Any]] = []
-    if fast is not None:
-        try:
-            objects = [o for o in fast.list_objects(parsed.bucket, parsed.key, settings) if not str(o["Key"]).endswith("/")]
-        except Exception as exc:  # noqa: BLE001 - boto3 below gives the precise error
-            if tls_refused(exc):
-                raise storage_error(exc, parsed.raw, fast.endpoint) from None  # boto3 would refuse it too
-            fast, refusal = None, fell_back(parsed, f"ListObjectsV2 failed: {type(exc).__name__}")
-    if fast is None:
-        s3 = boto3_client(settings)
-        try:
-            objects = [o for o in s3.list_prefix(parsed.bucket, parsed.key) if not o["Key"].endswith("/")]
-        except Exception as exc:  # noqa: BLE001
-            raise s3_error(exc, parsed, s3) from None
-    endpoint = fast.endpoint if fast is not None else s3.endpoint
+    source, listed, fallback = open_source(settings, parsed, lambda src: src.listing(parsed.bucket, parsed.key))
+    objects = [o for o in listed if not str(o["Key"]).endswith("/")]
+    endpoint = source.endpoint
     if not objects:
         raise StorageError(f"cannot fetch {parsed.raw} from {endpoint}: no objects under this prefix (NoSuchKey)",
                            hint="check the prefix; for a single object drop the trailing '/'",
@@ -65,7 +49,7 @@ def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: 
     listing = hashlib.sha256("\n".join(f"{r}\t{o.get('ETag')}\t{o['Size']}" for r, o in files).encode()).hexdigest()
     from .awsenv import env_endpoint
 
-    via = fast.name if fast is not None else "boto3"
+    via = source.name
     key = entry_key(kind="prefix", endpoint=(env_endpoint() or endpoint).rstrip("/"), bucket=parsed.bucket,
                     prefix=parsed.key, listing=listing)
     total = sum(int(o["Size"]) for _, o in files)
@@ -102,22 +86,7 @@ def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: 
             okey = o["Key"]
             etag = (o.get("ETag") or "").strip('"') or None
             info = ObjectInfo(size=int(o["Size"]), etag=etag, md5_etag=bool(etag) and _is_md5_etag(etag))
-            if info.parts and info.md5_etag:
-                if fast is not None:
-                    fast_part_size(fast, ParsedURI("s3", parsed.raw, parsed.bucket, okey), settings, info)
-                    if not info.part_size:
-                        from .s3 import guess_part_size
-
-                        info.part_size = guess_part_size(info.size, info.parts)
-                else:
-                    s3.confirm_part_size(parsed.bucket, okey, info)
-            if fast is not None:
-                from . import http
-
-                opener = http.opener(fast.url(parsed.bucket, okey), settings, info, None, signer=fast.object_headers,
-                                     connect=fast.connection)
-            else:
-                opener = s3.opener(parsed.bucket, okey, info)
+            opener = source.ranges(parsed.bucket, okey, info)
             target = tree / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -146,13 +115,13 @@ def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: 
             meta = cache.commit(key, work, {"name": parsed.basename, "bytes": total, "total": total, "uri": parsed.raw,
                                             "endpoint": endpoint, "kind": "prefix", "objects": len(files),
                                             "verified": verified, "via": via,
-                                            **({"fallback": refusal} if refusal else {})})
+                                            **({"fallback": fallback} if fallback else {})})
         except ChecksumFailure as exc:
             raise checksum_error(parsed.raw, endpoint, exc.what, exc.expected, exc.actual) from None
         except StorageError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise (s3_error(exc, parsed, s3) if s3 is not None else storage_error(exc, parsed.raw, endpoint)) from None
+            raise source.failure(exc, parsed) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
     cache.evict()
