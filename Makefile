@@ -4,6 +4,7 @@
 #   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
 #   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
 #   make test-sdk                   the plugin suites again with the real synapse-sdk (Python 3.12 venv, docs/compat.md)
+#   make sdk-image                  the runtime image with the real synapse-sdk installed, $(SDK_IMAGE) (docs/compat.md)
 #   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
 #   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
@@ -19,6 +20,8 @@ SHELL := /bin/bash
 IMAGE           ?= synapse-runtime:dev
 S3_IMAGE        ?= synapse-runtime-s3:dev
 GARAGE_IMAGE    ?= synapse-runtime-garage:dev
+# The runtime image with the real synapse-sdk beside it (real-package mode in containers: make sdk-image).
+SDK_IMAGE       ?= synapse-runtime-sdk:dev
 BASE_IMAGE_NAME ?= synapse-runtime-base
 DEBIAN_SUITE    ?= trixie
 AIRGAP_BASE     ?= $(BASE_IMAGE_NAME):$(DEBIAN_SUITE)
@@ -27,9 +30,9 @@ BASE_IMAGE      ?=
 # Python of the air-gapped base (trixie); the registry path asks its base (scripts/build-image.sh).
 AIRGAP_PYTHON   ?= 3.13
 
-export IMAGE S3_IMAGE GARAGE_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
+export IMAGE S3_IMAGE GARAGE_IMAGE SDK_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk sdk-image plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -89,6 +92,18 @@ plugin-image: $(VENV)/.stamp-test+examples ## a plugin's own image: make plugin-
 test-sdk: sdk-venv ## the plugin suites (tests/compat, tests/local) with the real synapse-sdk installed
 	TESTCONTAINERS_RYUK_DISABLED=true $(SDK_VENV)/bin/python -m pytest -m 'not docker' $(SDK_TESTS) $(PYTEST_ARGS)
 
+# Real-package mode in containers (docs/compat.md): $(SDK_IMAGE) is $(IMAGE) plus the real synapse-sdk,
+# built by plugin-image.sh --deps-only from the showcase's requirements (synapse-sdk==$(SDK_VERSION)): uv
+# resolves the set on the host, the wheels are downloaded into build/plugin-wheels/sdk-pipeline/ (kept
+# while the requirements and the image's Python are unchanged) and installed with pip --no-index; the
+# Docker layer cache skips the install while $(IMAGE) and the wheels are unchanged.
+SDK_PLUGIN      ?= plugins/sdk-pipeline
+
+sdk-image: $(VENV)/.stamp-test+examples image ## the runtime image with the real synapse-sdk installed, $(SDK_IMAGE)
+	@grep -qxF 'synapse-sdk==$(SDK_VERSION)' $(SDK_PLUGIN)/requirements.txt \
+		|| { echo "make sdk-image: $(SDK_PLUGIN)/requirements.txt does not pin synapse-sdk==$(SDK_VERSION)" >&2; exit 1; }
+	RUNTIME_IMAGE=$(IMAGE) PYTHON=$(VENV)/bin/python scripts/plugin-image.sh $(SDK_PLUGIN) --deps-only -t $(SDK_IMAGE)
+
 test-local: $(VENV)/.stamp-test+examples ## everything that needs no Docker
 	$(VENV)/bin/python -m pytest -m 'not docker' $(PYTEST_ARGS)
 
@@ -120,10 +135,10 @@ garage-image: base ## Garage's S3 server image, $(GARAGE_IMAGE), from the air-ga
 images: image s3-image garage-image ## every image the tests need
 
 print-images: ## the image names, for scripts: KEY=VALUE lines
-	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "GARAGE_IMAGE=$(GARAGE_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
+	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "GARAGE_IMAGE=$(GARAGE_IMAGE)"; echo "SDK_IMAGE=$(SDK_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
 
 clean-images: ## remove the images built here (not the base)
-	-docker image rm $(IMAGE) $(S3_IMAGE) $(GARAGE_IMAGE)
+	-docker image rm $(SDK_IMAGE) $(IMAGE) $(S3_IMAGE) $(GARAGE_IMAGE)
 
 clean: ## remove build outputs (wheelhouse, rootfs scratch)
 	rm -rf --one-file-system build/wheelhouse build/base
