@@ -4,6 +4,7 @@
 #   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
 #   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
 #   make test-sdk                   the plugin suites again with the real synapse-sdk (Python 3.12 venv, docs/compat.md)
+#   make test-sdk-image             the container tests that run plugins, again in $(SDK_IMAGE) (real-package mode)
 #   make sdk-image                  the runtime image with the real synapse-sdk installed, $(SDK_IMAGE) (docs/compat.md)
 #   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
@@ -32,7 +33,7 @@ AIRGAP_PYTHON   ?= 3.13
 
 export IMAGE S3_IMAGE GARAGE_IMAGE SDK_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv sdk-venv upstream-wheel test-sdk sdk-image plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk sdk-image test-sdk-image plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -56,9 +57,11 @@ quickstart: $(VENV)/.stamp-examples ## train the digits example on local files, 
 		--params plugins/digits/params/train.yaml --output $(QUICKSTART_OUT) --pretty
 	@echo "result: $(QUICKSTART_OUT)/result.json  checkpoint: $(QUICKSTART_OUT)/model.zip"
 
-test: $(VENV)/.stamp-test+examples images upstream-wheel ## the whole suite, then the plugin suites with the real synapse-sdk
+# sdk-image before the first pass: the showcase's own image (test_plugin_image.py) then reuses its layers.
+test: $(VENV)/.stamp-test+examples images sdk-image upstream-wheel ## the whole suite, then the plugin suites with the real synapse-sdk (local, then in the image)
 	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-sdk
+	$(MAKE) test-sdk-image
 
 # Real-package mode (docs/compat.md): the same plugin suites in a Python 3.12 venv where the real
 # synapse-sdk is installed beside this project, so plugins run on upstream's own classes.  uv
@@ -98,11 +101,20 @@ test-sdk: sdk-venv ## the plugin suites (tests/compat, tests/local) with the rea
 # while the requirements and the image's Python are unchanged) and installed with pip --no-index; the
 # Docker layer cache skips the install while $(IMAGE) and the wheels are unchanged.
 SDK_PLUGIN      ?= plugins/sdk-pipeline
+# The container tests that run plugins; SYNAPSE_TEST_SDK_MODE=real points their runtime_image at
+# $(SDK_IMAGE) and leaves out the shim-only ones (marker sdk_mode, each with its reason).
+SDK_IMAGE_TESTS ?= tests/integration/test_sdk_mode.py tests/integration/test_contract.py \
+	tests/integration/test_any_uid.py tests/integration/test_platform_container.py \
+	tests/integration/test_plugin_image.py tests/integration/test_cancellation_trials.py \
+	tests/integration/test_container_load.py
 
 sdk-image: $(VENV)/.stamp-test+examples image ## the runtime image with the real synapse-sdk installed, $(SDK_IMAGE)
 	@grep -qxF 'synapse-sdk==$(SDK_VERSION)' $(SDK_PLUGIN)/requirements.txt \
 		|| { echo "make sdk-image: $(SDK_PLUGIN)/requirements.txt does not pin synapse-sdk==$(SDK_VERSION)" >&2; exit 1; }
 	RUNTIME_IMAGE=$(IMAGE) PYTHON=$(VENV)/bin/python scripts/plugin-image.sh $(SDK_PLUGIN) --deps-only -t $(SDK_IMAGE)
+
+test-sdk-image: $(VENV)/.stamp-test+examples sdk-image ## the container tests that run plugins, in $(SDK_IMAGE) (real-package mode)
+	SYNAPSE_TEST_SDK_MODE=real TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(SDK_IMAGE_TESTS) $(PYTEST_ARGS)
 
 test-local: $(VENV)/.stamp-test+examples ## everything that needs no Docker
 	$(VENV)/bin/python -m pytest -m 'not docker' $(PYTEST_ARGS)
