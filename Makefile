@@ -4,6 +4,8 @@
 #   make test                       a venv, every image, the whole suite (Docker tests included; CI=true: mandatory)
 #   make test-local                 the suite without Docker (container tests skipped, unless CI=true)
 #   make test-sdk                   the plugin suites again with the real synapse-sdk (Python 3.12 venv, docs/compat.md)
+#   make test-sdk-image             the container tests that run plugins, again in $(SDK_IMAGE) (real-package mode)
+#   make sdk-image                  the runtime image with the real synapse-sdk installed, $(SDK_IMAGE) (docs/compat.md)
 #   make plugin-image PLUGIN=dir    a plugin's own image FROM $(IMAGE), its requirements from a wheelhouse (docs/compat.md)
 #   make image                      air-gapped: base from Debian packages + wheelhouse + Dockerfile
 #   make image BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04   registry path (pulls the base; wheels for 3.12)
@@ -19,6 +21,8 @@ SHELL := /bin/bash
 IMAGE           ?= synapse-runtime:dev
 S3_IMAGE        ?= synapse-runtime-s3:dev
 GARAGE_IMAGE    ?= synapse-runtime-garage:dev
+# The runtime image with the real synapse-sdk beside it (real-package mode in containers: make sdk-image).
+SDK_IMAGE       ?= synapse-runtime-sdk:dev
 BASE_IMAGE_NAME ?= synapse-runtime-base
 DEBIAN_SUITE    ?= trixie
 AIRGAP_BASE     ?= $(BASE_IMAGE_NAME):$(DEBIAN_SUITE)
@@ -27,9 +31,9 @@ BASE_IMAGE      ?=
 # Python of the air-gapped base (trixie); the registry path asks its base (scripts/build-image.sh).
 AIRGAP_PYTHON   ?= 3.13
 
-export IMAGE S3_IMAGE GARAGE_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
+export IMAGE S3_IMAGE GARAGE_IMAGE SDK_IMAGE BASE_IMAGE_NAME DEBIAN_SUITE BASE_IMAGE
 
-.PHONY: venv sdk-venv upstream-wheel test-sdk plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
+.PHONY: venv sdk-venv upstream-wheel test-sdk sdk-image test-sdk-image plugin-image quickstart test test-local base wheels image s3-image garage garage-image images clean-images clean print-images
 
 VENV            ?= .venv
 HOST_PYTHON     ?= python3
@@ -53,9 +57,11 @@ quickstart: $(VENV)/.stamp-examples ## train the digits example on local files, 
 		--params plugins/digits/params/train.yaml --output $(QUICKSTART_OUT) --pretty
 	@echo "result: $(QUICKSTART_OUT)/result.json  checkpoint: $(QUICKSTART_OUT)/model.zip"
 
-test: $(VENV)/.stamp-test+examples images upstream-wheel ## the whole suite, then the plugin suites with the real synapse-sdk
+# sdk-image before the first pass: the showcase's own image (test_plugin_image.py) then reuses its layers.
+test: $(VENV)/.stamp-test+examples images sdk-image upstream-wheel ## the whole suite, then the plugin suites with the real synapse-sdk (local, then in the image)
 	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-sdk
+	$(MAKE) test-sdk-image
 
 # Real-package mode (docs/compat.md): the same plugin suites in a Python 3.12 venv where the real
 # synapse-sdk is installed beside this project, so plugins run on upstream's own classes.  uv
@@ -89,6 +95,27 @@ plugin-image: $(VENV)/.stamp-test+examples ## a plugin's own image: make plugin-
 test-sdk: sdk-venv ## the plugin suites (tests/compat, tests/local) with the real synapse-sdk installed
 	TESTCONTAINERS_RYUK_DISABLED=true $(SDK_VENV)/bin/python -m pytest -m 'not docker' $(SDK_TESTS) $(PYTEST_ARGS)
 
+# Real-package mode in containers (docs/compat.md): $(SDK_IMAGE) is $(IMAGE) plus the real synapse-sdk,
+# built by plugin-image.sh --deps-only from the showcase's requirements (synapse-sdk==$(SDK_VERSION)): uv
+# resolves the set on the host, the wheels are downloaded into build/plugin-wheels/sdk-pipeline/ (kept
+# while the requirements and the image's Python are unchanged) and installed with pip --no-index; the
+# Docker layer cache skips the install while $(IMAGE) and the wheels are unchanged.
+SDK_PLUGIN      ?= plugins/sdk-pipeline
+# The container tests that run plugins; SYNAPSE_TEST_SDK_MODE=real points their runtime_image at
+# $(SDK_IMAGE) and leaves out the shim-only ones (marker sdk_mode, each with its reason).
+SDK_IMAGE_TESTS ?= tests/integration/test_sdk_mode.py tests/integration/test_contract.py \
+	tests/integration/test_any_uid.py tests/integration/test_platform_container.py \
+	tests/integration/test_plugin_image.py tests/integration/test_cancellation_trials.py \
+	tests/integration/test_container_load.py
+
+sdk-image: $(VENV)/.stamp-test+examples image ## the runtime image with the real synapse-sdk installed, $(SDK_IMAGE)
+	@grep -qxF 'synapse-sdk==$(SDK_VERSION)' $(SDK_PLUGIN)/requirements.txt \
+		|| { echo "make sdk-image: $(SDK_PLUGIN)/requirements.txt does not pin synapse-sdk==$(SDK_VERSION)" >&2; exit 1; }
+	RUNTIME_IMAGE=$(IMAGE) PYTHON=$(VENV)/bin/python scripts/plugin-image.sh $(SDK_PLUGIN) --deps-only -t $(SDK_IMAGE)
+
+test-sdk-image: $(VENV)/.stamp-test+examples sdk-image ## the container tests that run plugins, in $(SDK_IMAGE) (real-package mode)
+	SYNAPSE_TEST_SDK_MODE=real TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/bin/python -m pytest $(SDK_IMAGE_TESTS) $(PYTEST_ARGS)
+
 test-local: $(VENV)/.stamp-test+examples ## everything that needs no Docker
 	$(VENV)/bin/python -m pytest -m 'not docker' $(PYTEST_ARGS)
 
@@ -120,10 +147,10 @@ garage-image: base ## Garage's S3 server image, $(GARAGE_IMAGE), from the air-ga
 images: image s3-image garage-image ## every image the tests need
 
 print-images: ## the image names, for scripts: KEY=VALUE lines
-	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "GARAGE_IMAGE=$(GARAGE_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
+	@echo "IMAGE=$(IMAGE)"; echo "S3_IMAGE=$(S3_IMAGE)"; echo "GARAGE_IMAGE=$(GARAGE_IMAGE)"; echo "SDK_IMAGE=$(SDK_IMAGE)"; echo "AIRGAP_BASE=$(AIRGAP_BASE)"
 
 clean-images: ## remove the images built here (not the base)
-	-docker image rm $(IMAGE) $(S3_IMAGE) $(GARAGE_IMAGE)
+	-docker image rm $(SDK_IMAGE) $(IMAGE) $(S3_IMAGE) $(GARAGE_IMAGE)
 
 clean: ## remove build outputs (wheelhouse, rootfs scratch)
 	rm -rf --one-file-system build/wheelhouse build/base

@@ -6,6 +6,9 @@
 #   scripts/plugin-image.sh plugins/sdk-pipeline                 # -> sdk-pipeline:1.0.0
 #   scripts/plugin-image.sh ../my-plugin -t registry/my:1 --runtime synapse-runtime:cuda
 #   scripts/plugin-image.sh ../my-plugin --offline               # air-gapped: only the wheelhouse already there
+#   scripts/plugin-image.sh plugins/sdk-pipeline --deps-only -t synapse-runtime-sdk:dev
+#                                     # only the requirements: the runtime image plus synapse-sdk, no plugin
+#                                     # baked in (make sdk-image; default tag <code>-deps:<version>)
 #
 # The wheelhouse is build/plugin-wheels/<code>/ (resolved with uv for the runtime image's Python and
 # platform, then downloaded; kept and reused while requirements.txt is unchanged). On an air-gapped host,
@@ -14,16 +17,17 @@
 # .venv/bin/python), UV (default: uv on PATH, else installed into that venv), WHEEL_PLATFORMS.
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runtime="${RUNTIME_IMAGE:-synapse-runtime:dev}"
 python="${PYTHON:-$root/.venv/bin/python}"
-tag="" offline=0 plugin=""
+tag="" offline=0 deps_only=0 plugin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -t|--tag) tag="$2"; shift 2 ;;
         --runtime) runtime="$2"; shift 2 ;;
         --offline) offline=1; shift ;;
+        --deps-only) deps_only=1; shift ;;
         -h|--help) usage ;;
         -*) echo "plugin-image: unknown option $1" >&2; usage ;;
         *) plugin="$1"; shift ;;
@@ -37,7 +41,7 @@ log() { echo "plugin-image: $*" >&2; }
 # 1. config.yaml, by the runner's loader and upstream's rules, before anything is fetched.
 checked="$("$python" -m synapse_runtime.compat.check_plugin "$plugin")" || exit $?
 read -r code version <<<"$checked"
-tag="${tag:-$code:$version}"
+if [ "$deps_only" = 1 ]; then tag="${tag:-$code-deps:$version}"; else tag="${tag:-$code:$version}"; fi
 docker image inspect "$runtime" >/dev/null 2>&1 \
     || { log "the runtime image $runtime is not here: build it first (make image) or pass --runtime IMAGE"; exit 2; }
 py="$(docker run --rm --entrypoint /opt/synapse/venv/bin/python "$runtime" -c \
@@ -88,14 +92,20 @@ else
     echo "$stamp" > "$wheels/.stamp"
 fi
 
-# 3. The build context: exactly the wheelhouse and the plugin (its own wheels/ and caches left out).
+# 3. The build context: exactly the wheelhouse and the plugin (its own wheels/ and caches left out);
+#    --deps-only: the wheelhouse alone, built to the Dockerfile's `requirements` stage.
 ctx="$(mktemp -d)"; trap 'rm -rf "$ctx" ${tmp:+"$tmp"}' EXIT
 cp -a "$wheels" "$ctx/wheels"
 rm -f "$ctx/wheels/.stamp"
-tar -C "$plugin" --exclude=./wheels --exclude='__pycache__' --exclude='*.pyc' --exclude=./.venv -cf - . \
-    | { mkdir -p "$ctx/plugin" && tar -C "$ctx/plugin" -xf -; }
+target=(--target plugin)
+if [ "$deps_only" = 1 ]; then
+    target=(--target requirements)
+else
+    tar -C "$plugin" --exclude=./wheels --exclude='__pycache__' --exclude='*.pyc' --exclude=./.venv -cf - . \
+        | { mkdir -p "$ctx/plugin" && tar -C "$ctx/plugin" -xf -; }
+fi
 cp "$root/docker/plugin/Dockerfile" "$ctx/Dockerfile"
-docker build -q --build-arg RUNTIME_IMAGE="$runtime" --build-arg PLUGIN_CODE="$code" \
+docker build -q "${target[@]}" --build-arg RUNTIME_IMAGE="$runtime" --build-arg PLUGIN_CODE="$code" \
     --build-arg PLUGIN_VERSION="$version" -t "$tag" "$ctx" >&2
-log "built $tag"
+if [ "$deps_only" = 1 ]; then log "built $tag (requirements only: no plugin baked in)"; else log "built $tag"; fi
 echo "$tag"

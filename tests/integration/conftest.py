@@ -2,7 +2,10 @@
 
 Session-scoped:
   docker_client   docker SDK client; skips the suite without Docker, *fails* it when CI is set
-  runtime_image   the runtime image: `make images` once per session, or $SYNAPSE_TEST_IMAGE as it is
+  runtime_image   the runtime image: `make images` once per session, or $SYNAPSE_TEST_IMAGE as it is;
+                  with SYNAPSE_TEST_SDK_MODE=real, the runtime image with the real synapse-sdk installed
+                  (`make sdk-image` too: real-package mode, `make test-sdk-image`). Either way the image is
+                  checked once to resolve `synapse_sdk` as the mode says (the shim, or upstream's package)
   s3_image        the S3 test server image (same `make images`, or $SYNAPSE_TEST_S3_IMAGE): Garage's by
                   default, moto's with SYNAPSE_TEST_S3_SERVER=moto
   test_network    a dedicated Docker network (removed at teardown)
@@ -12,6 +15,10 @@ Function-scoped:
   run_image       `run_image(...)` runs the image as `docker run` would and returns a RunResult;
                   `run_image.start(...)` returns a handle for signals (`kill`, `stop`, `wait_for_event`)
   docker_volume   `docker_volume()` creates a named volume (removed at teardown)
+
+The synapse-sdk mode (SYNAPSE_TEST_SDK_MODE: shim, the default, or real) also decides which tests run:
+`@pytest.mark.sdk_mode("shim", reason=...)` keeps a test to that mode; in the other it is deselected
+(never skipped) and the summary lists it with its reason.
 
 Everything started here carries the label synapse-runtime-test=1 and this session's
 synapse-runtime-test.session=<id>; at session end whatever still has this session's label is removed
@@ -59,6 +66,16 @@ else:
                       "AWS_SECRET_ACCESS_KEY": "c0ffee" * 10 + "0123", "AWS_DEFAULT_REGION": "garage"}
 
 
+# The synapse-sdk mode of the image under test (docs/compat.md): "shim" (the runtime image: synapse_sdk is the
+# runtime's stand-in) or "real" (make sdk-image: upstream's synapse-sdk installed beside the runtime).
+SDK_MODES = ("shim", "real")
+SDK_MODE = os.environ.get("SYNAPSE_TEST_SDK_MODE", "shim").strip().lower() or "shim"
+if SDK_MODE not in SDK_MODES:
+    raise pytest.UsageError(f"SYNAPSE_TEST_SDK_MODE={SDK_MODE!r}: say shim (the default) or real")
+#: (node id, reason) of the tests left out because they check the other mode; listed in the summary.
+_OTHER_MODE: list[tuple[str, str]] = []
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -68,9 +85,38 @@ def in_ci() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.docker)
+        marker = item.get_closest_marker("sdk_mode")
+        if marker is None:
+            kept.append(item)
+            continue
+        mode, reason = (marker.args[0] if marker.args else None), marker.kwargs.get("reason", "")
+        if mode not in SDK_MODES or len(reason) < 10:
+            raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.sdk_mode('shim' or 'real', reason='why "
+                                    f"the test means nothing in the other mode'), not {marker}")
+        if mode == SDK_MODE:
+            kept.append(item)
+        else:
+            dropped.append(item)
+            _OTHER_MODE.append((item.nodeid, reason))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"synapse-sdk mode of the runtime image under test: {SDK_MODE} (SYNAPSE_TEST_SDK_MODE)"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _OTHER_MODE:
+        terminalreporter.write_sep("-", f"deselected: {len(_OTHER_MODE)} test(s) of the other synapse-sdk mode "
+                                        f"(this run: {SDK_MODE})")
+        for nodeid, reason in _OTHER_MODE:
+            terminalreporter.write_line(f"{nodeid}: {reason}")
 
 
 def _unavailable(reason: str) -> None:
@@ -147,8 +193,8 @@ def _leaked_anonymous_volumes(client: Any, before: set[str]) -> list[str]:
     return leaked
 
 
-def _make_images() -> dict[str, str]:
-    """`make images` once; returns the image names the Makefile used (`make print-images`)."""
+def _make_images(targets: Sequence[str] = ("images",)) -> dict[str, str]:
+    """`make images` (and any other targets) once; returns the image names the Makefile used (`make print-images`)."""
     names = dict(
         line.split("=", 1)
         for line in subprocess.run(
@@ -159,11 +205,11 @@ def _make_images() -> dict[str, str]:
     timeout = float(os.environ.get("SYNAPSE_TEST_BUILD_TIMEOUT", "2700"))
     started = time.monotonic()
     proc = subprocess.run(
-        ["make", "images"], cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        ["make", *targets], cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
     if proc.returncode != 0:
         pytest.fail(
-            f"`make images` failed (exit {proc.returncode}) after {time.monotonic() - started:.0f} s\n"
+            f"`make {' '.join(targets)}` failed (exit {proc.returncode}) after {time.monotonic() - started:.0f} s\n"
             f"--- stdout (tail)\n{proc.stdout[-6000:]}\n--- stderr (tail)\n{proc.stderr[-6000:]}",
             pytrace=False,
         )
@@ -175,15 +221,18 @@ def _make_images() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def built_images(docker_client: Any) -> dict[str, str]:
     """The images the tests use. $SYNAPSE_TEST_IMAGE (and $SYNAPSE_TEST_S3_IMAGE) reuse existing images as
-    they are, with no build; otherwise `make images` runs once per session (its steps are cached)."""
+    they are, with no build; otherwise `make images` runs once per session (its steps are cached), and in
+    real-package mode `make sdk-image` with it, whose image is then the one under test (IMAGE)."""
     image = os.environ.get("SYNAPSE_TEST_IMAGE")
     if image:
         default_s3 = "synapse-runtime-s3:dev" if S3_SERVER_KIND == "moto" else "synapse-runtime-garage:dev"
         names = {"IMAGE": image, "S3_IMAGE": os.environ.get("SYNAPSE_TEST_S3_IMAGE", default_s3)}
     else:
-        names = _make_images()
+        names = _make_images(("images", "sdk-image") if SDK_MODE == "real" else ("images",))
         if S3_SERVER_KIND != "moto":
             names["S3_IMAGE"] = names["GARAGE_IMAGE"]
+        if SDK_MODE == "real":
+            names["IMAGE"] = names["SDK_IMAGE"]
     for key in ("IMAGE", "S3_IMAGE"):
         try:
             docker_client.images.get(names[key])
@@ -192,9 +241,45 @@ def built_images(docker_client: Any) -> dict[str, str]:
     return names
 
 
+# Where `synapse_sdk` resolves in an image, as the runner resolves it (the shim appended to sys.path last),
+# without importing it (upstream's import takes seconds): the file, the installed distribution, shim or not.
+SDK_PROBE = """
+import importlib.metadata, importlib.util, json
+from synapse_runtime.compat import SHIM_DIR, install
+install()
+spec = importlib.util.find_spec("synapse_sdk")
+try:
+    version = importlib.metadata.version("synapse-sdk")
+except importlib.metadata.PackageNotFoundError:
+    version = None
+origin = spec.origin if spec else None
+print(json.dumps({"file": origin, "version": version, "shim": bool(origin and origin.startswith(SHIM_DIR))}))
+"""
+
+
+def sdk_in_image(client: Any, image: str) -> dict[str, Any]:
+    """Where `synapse_sdk` resolves in IMAGE: {"file", "version" (the installed synapse-sdk), "shim"}."""
+    container = client.containers.run(image, entrypoint=["/opt/synapse/venv/bin/python", "-c", SDK_PROBE],
+                                      detach=True, network_mode="none", labels=dict(LABELS))
+    try:
+        status = container.wait(timeout=120)
+        out = container.logs(stdout=True, stderr=False).decode()
+        assert status["StatusCode"] == 0, container.logs().decode()[-2000:]
+    finally:
+        container.remove(force=True, v=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
-def runtime_image(built_images: dict[str, str]) -> str:
-    return built_images["IMAGE"]
+def runtime_image(built_images: dict[str, str], docker_client: Any) -> str:
+    """The image under test, checked once to be in SDK_MODE: a run can never be shim mode silently."""
+    image = built_images["IMAGE"]
+    found = sdk_in_image(docker_client, image)
+    if found["shim"] != (SDK_MODE == "shim"):
+        pytest.fail(f"SYNAPSE_TEST_SDK_MODE={SDK_MODE} but in {image} synapse_sdk resolves to {found['file']} "
+                    f"(synapse-sdk installed: {found['version']}); real-package mode needs `make sdk-image`'s image",
+                    pytrace=False)
+    return image
 
 
 @pytest.fixture(scope="session")

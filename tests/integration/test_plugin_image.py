@@ -4,6 +4,11 @@ The build is the documented command, FROM the runtime image under test, with the
 requirements (the real synapse-sdk) from a wheelhouse; the run is the image as a Job runs it
 (read-only root, non-root).  The same plugin in the plain runtime image (no synapse-sdk there) gets
 the clear exit-3 answer instead.
+
+In the real-package pass (SYNAPSE_TEST_SDK_MODE=real, `make test-sdk-image`) the image under test has
+synapse-sdk itself: the tests that need a real-package image use it (``real_sdk_image``) instead of
+building the showcase's image again on top of it, and the showcase runs from the copy every runtime
+image carries.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.integration.conftest import SDK_MODE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +39,16 @@ def plugin_image(runtime_image: str, docker_client) -> str:
     docker_client.images.remove(tag, force=True)
 
 
+@pytest.fixture(scope="module")
+def real_sdk_image(runtime_image: str, request: pytest.FixtureRequest) -> str:
+    """An image with the real synapse-sdk and every example plugin: the showcase's own image built FROM the
+    plain runtime image (shim pass), or the image under test itself (real-package pass: make sdk-image's)."""
+    return runtime_image if SDK_MODE == "real" else request.getfixturevalue("plugin_image")
+
+
+@pytest.mark.sdk_mode("shim", reason="its own image is built FROM the plain runtime image in the shim pass; here "
+                      "the image under test has synapse-sdk already and runs the showcase as it is "
+                      "(test_showcase_runs_where_the_image_has_the_real_sdk)")
 def test_showcase_runs_on_the_real_sdk_in_its_own_image(plugin_image: str, run_image, docker_client) -> None:
     labels = docker_client.images.get(plugin_image).labels
     assert labels["io.synapse.plugin.code"] == "sdk-pipeline" and labels["io.synapse.plugin.version"] == "1.0.0"
@@ -44,11 +61,23 @@ def test_showcase_runs_on_the_real_sdk_in_its_own_image(plugin_image: str, run_i
     assert r.result["status"] == "succeeded"
 
 
+@pytest.mark.sdk_mode("shim", reason="the exit-3 answer is the shim's: with the real synapse-sdk in the image "
+                     "the showcase runs (test_showcase_runs_where_the_image_has_the_real_sdk)")
 def test_showcase_in_the_plain_runtime_image_says_what_is_missing(run_image) -> None:
     r = run_image(plugin="sdk-pipeline", action="readability", params={})
     assert r.exit_code == 3
     assert r.error["details"]["module"] == "synapse_sdk.plugins.pipelines"
     assert "synapse-sdk==2026.2.17" in r.error["hint"]
+
+
+@pytest.mark.sdk_mode("real", reason="the plain runtime image has no synapse-sdk: there the showcase answers exit 3 "
+                      "(test_showcase_in_the_plain_runtime_image_says_what_is_missing)")
+def test_showcase_runs_where_the_image_has_the_real_sdk(run_image) -> None:
+    """The copy of the showcase every runtime image carries, on make sdk-image's image: no image of its own."""
+    r = run_image(plugin="sdk-pipeline", action="readability", params={})
+    assert r.exit_code == 0, r.error or r.stderr[-3000:]
+    assert r.value["source"] == "gettysburg.txt" and r.value["sentences"] == 10 and r.value["words"] == 272
+    assert r.result["status"] == "succeeded"
 
 
 def test_build_rejects_a_config_upstream_would_reject(tmp_path, runtime_image: str) -> None:
@@ -63,13 +92,17 @@ def test_build_rejects_a_config_upstream_would_reject(tmp_path, runtime_image: s
 UPSTREAM_STYLE = REPO / "tests" / "compat" / "plugins" / "upstream-style"
 
 
-@pytest.fixture(params=["shim", "real"])
+@pytest.fixture(params=[
+    pytest.param("shim", marks=pytest.mark.sdk_mode(
+        "shim", reason="shim mode needs an image without synapse-sdk: every image built FROM make sdk-image's has it")),
+    "real",
+])
 def mode_image(request, runtime_image: str) -> tuple[str, str]:
-    """The runtime image (no synapse-sdk: shim mode) and the showcase's image (synapse-sdk installed:
-    real-package mode); both carry every example plugin."""
+    """The runtime image (no synapse-sdk: shim mode) and an image with synapse-sdk installed
+    (real-package mode: ``real_sdk_image``); both carry every example plugin."""
     if request.param == "shim":
         return "shim", runtime_image
-    return "real", request.getfixturevalue("plugin_image")
+    return "real", request.getfixturevalue("real_sdk_image")
 
 
 def test_upstream_style_plugin_in_both_modes(mode_image: tuple[str, str], run_image) -> None:
@@ -88,8 +121,8 @@ def test_upstream_style_plugin_in_both_modes(mode_image: tuple[str, str], run_im
     assert (upload.exit_code == 3) is (mode == "shim"), upload.error
 
 
-def test_text_tools_example_on_the_real_sdk(plugin_image: str, run_image) -> None:
-    r = run_image(image=plugin_image, plugin="text-tools", action="wordcount",
+def test_text_tools_example_on_the_real_sdk(real_sdk_image: str, run_image) -> None:
+    r = run_image(image=real_sdk_image, plugin="text-tools", action="wordcount",
                   env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools"}, params={"text": "a b a"})
     assert r.exit_code == 0, r.error
     assert r.value["words"] == 3 and r.value["top"][0] == {"word": "a", "count": 2}
