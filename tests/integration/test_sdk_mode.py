@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from synapse_runtime.compat.missing import UPSTREAM_PIN
 from tests.conftest import check_stream
 from tests.integration.conftest import SDK_MODE, sdk_in_image
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_STYLE = REPO / "tests" / "compat" / "plugins" / "upstream-style"
-SDK_VERSION = "2026.2.17"
+SDK_VERSION = UPSTREAM_PIN.split("==")[1]  # the version the runtime's hints name, and make sdk-image installs
 ENV = {"SYNAPSE_PLUGIN_DIR": "/plugin"}
 
 
