@@ -33,21 +33,20 @@ class _Resp:
         self.headers = {k.lower(): v for k, v in resp.getheaders()}
 
     def read(self, n: int) -> bytes:
-        while self.skip:
-            dropped = self.resp.read(min(self.skip, 1 << 20))
-            if not dropped:
-                raise TruncatedBody("connection closed while skipping to the resume offset")
-            self.skip -= len(dropped)
+        self._skip_prefix()
         return self.resp.read(n)
 
     def readinto(self, buf: memoryview) -> int:
         """Into the engine's own buffer: no bytes object per chunk (see transfer._run_segment)."""
+        self._skip_prefix()
+        return self.resp.readinto(buf)
+
+    def _skip_prefix(self) -> None:
         while self.skip:
             dropped = self.resp.read(min(self.skip, 1 << 20))
             if not dropped:
                 raise TruncatedBody("connection closed while skipping to the resume offset")
             self.skip -= len(dropped)
-        return self.resp.readinto(buf)
 
     def close(self) -> None:
         try:

@@ -109,6 +109,14 @@ def _settings(monkeypatch, **env: str) -> Settings:
     return Settings.from_env()
 
 
+def _download(tmp_path: Path, info: ObjectInfo, src: _Source, st: Settings, hasher: Hasher) -> None:
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        download(fd, info, src.open, st, hasher=hasher)
+    finally:
+        os.close(fd)
+
+
 def _composite_info(data: bytes, part: int) -> ObjectInfo:
     parts = [zlib.crc32(data[i:i + part]).to_bytes(4, "big") for i in range(0, len(data), part)]
     value = f"{_b64(zlib.crc32(b''.join(parts)))}-{len(parts)}"
@@ -150,25 +158,17 @@ def test_a_corrupt_byte_is_caught_on_the_from_memory_path(tmp_path: Path, monkey
     data = os.urandom(5 * MiB)
     info = _composite_info(data, MiB)
     hasher = Hasher(info, want_sha256=False)
-    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        download(fd, info, _Source(data, corrupt_at=3 * MiB + 5).open, _settings(monkeypatch), hasher=hasher)
-        assert hasher.pieces is not None
-        with pytest.raises(ChecksumFailure, match="CRC32"):
-            hasher.check(None)
-    finally:
-        os.close(fd)
+    _download(tmp_path, info, _Source(data, corrupt_at=3 * MiB + 5), _settings(monkeypatch), hasher)
+    assert hasher.pieces is not None
+    with pytest.raises(ChecksumFailure, match="CRC32"):
+        hasher.check(None)
 
 
 def test_sha256_asked_keeps_the_in_order_follower(tmp_path: Path, monkeypatch) -> None:
     data = os.urandom(5 * MiB)
     info = _composite_info(data, MiB)
     hasher = Hasher(info, want_sha256=True)
-    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        download(fd, info, _Source(data).open, _settings(monkeypatch), hasher=hasher)
-    finally:
-        os.close(fd)
+    _download(tmp_path, info, _Source(data), _settings(monkeypatch), hasher)
     import hashlib
 
     assert hasher.pieces is None
