@@ -9,12 +9,21 @@ symlinks that a naive ``os.listdir`` would read twice or not at all.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import ValidationError
 
+#: A quoted value, then nothing or a comment: ``KEY="a # b"  # note``. Double quotes allow escapes.
+_QUOTED = {
+    '"': re.compile(r'"((?:[^"\\]|\\.)*)"[ \t]*(?:#.*)?', re.DOTALL),
+    "'": re.compile(r"'([^']*)'[ \t]*(?:#.*)?", re.DOTALL),
+}
+#: Where an unquoted value's comment starts: a '#' after whitespace. A '#' inside the value
+#: (``http://h/#frag``, ``#ff0000``) is part of it.
+_COMMENT = re.compile(r"[ \t]#")
 
 
 class PluginEnvironment:
@@ -152,13 +161,17 @@ def read_dotenv(path: str | Path) -> dict[str, str]:
                 details={"file": str(p), "line": lineno},
                 hint="one KEY=value per line; '#' starts a comment",
             )
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            quote, value = value[0], value[1:-1]
-            if quote == '"':
+        stripped = value.strip()
+        quoted = _QUOTED.get(stripped[:1])
+        match = quoted.fullmatch(stripped) if quoted is not None else None
+        if match is not None:
+            value = _unescape(match.group(1)) if stripped[0] == '"' else match.group(1)
+        elif len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+            value = stripped[1:-1]
+            if stripped[0] == '"':
                 value = _unescape(value)
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
+        else:
+            value = _COMMENT.split(value, maxsplit=1)[0].strip()
         data[key] = value
     return data
 

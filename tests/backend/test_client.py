@@ -201,6 +201,17 @@ def test_timeout_when_server_is_slower_than_the_client(backend):
     assert len(backend.calls("GET")) == 2
 
 
+def test_post_is_not_repeated_after_a_read_timeout(backend):
+    """The server got the POST and is slow to answer: it may store the log after the client gave up,
+    and ``logs/`` has no idempotency key, so exactly one POST may reach it (GETs are retried: above)."""
+    backend.fail("POST", "/logs/", 201, times=5, delay=1.0)
+    client = make(backend.url, timeout=0.2, retries=3, backoff=0.01)
+    with pytest.raises(BackendUnavailableError, match=r"did not answer POST .* within 0\.2 s \(after 1 attempt\)"):
+        client.create_logs([{"event": "message", "data": {}, "datetime": "x", "job": "job-1"}])
+    time.sleep(0.3)  # a retry sent late would have reached the server by now
+    assert len(backend.calls("POST")) == 1
+
+
 def test_timeout_then_success(backend):
     backend.fail("GET", "/models/123/", 200, times=1, delay=0.6)
     assert make(backend.url, timeout=0.2, retries=2).get_model(123)["id"] == 123
