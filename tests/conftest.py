@@ -41,7 +41,8 @@ def check_stream(result: RunResult) -> RunResult:
         errors = sorted(validator.iter_errors(event), key=str)
         assert not errors, f"event does not match the schema: {event}\n{errors[0].message}"
     assert [e["seq"] for e in result.events] == list(range(len(result.events)))
-    assert result.events[0]["type"] == "start" or result.events[0]["type"] in ("output", "log")
+    assert result.events[0]["type"] == "start", f"the first event is not start (docs/events.md): {result.events[0]}"
+    assert [e["type"] for e in result.events].count("start") == 1
     assert [e["type"] for e in result.events].count("end") == 1
     assert result.events[-1]["type"] == "end"
     assert result.events[-1]["exit_code"] == result.exit_code

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-kubernetes = pytest.importorskip("kubernetes", reason="pip install kubernetes (tests/k8s)")
+from tests.ci import require_module
+
+kubernetes = require_module("kubernetes", "pip install kubernetes (tests/k8s)")
 from kubernetes import client as k8s  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from tests.ci import require_module
 
-pytest.importorskip("sklearn", reason="the digits example needs scikit-learn (pip install -e '.[examples]')")
+require_module("sklearn", "the digits example needs scikit-learn (pip install -e '.[examples]')")
 
 
 def test_train_then_infer_then_evaluate(run_cli, tmp_path) -> None:

@@ -109,18 +109,35 @@ def _too_big() -> bytes:
     return _zip({"bomb": b"\0" * (2 * 1024 * 1024)})  # deflates to ~2 KB
 
 
-@pytest.mark.parametrize("maker,cause", [
-    (_evil_zip_slip, "'..'"), (_evil_zip_abs, "absolute"), (_evil_tar_symlink, "leaves the target"),
-    (_evil_tar_symlink_then_write, "link"), (_evil_tar_abs_link, "absolute"), (_evil_tar_hardlink, "'..'"),
-    (_evil_tar_device, "device"), (_too_many, "more than 20 entries"), (_too_big, "more than"),
+@pytest.mark.parametrize("maker,details,reason", [
+    (_evil_zip_slip, {"cause": "path traversal", "member": "../../evil.txt"},
+     "member path '../../evil.txt' leaves the target ('..') refused"),
+    (_evil_zip_abs, {"cause": "absolute path", "member": "/tmp/evil-abs.txt"},
+     "absolute member path '/tmp/evil-abs.txt' refused"),
+    (_evil_tar_symlink, {"cause": "link escape", "member": "escape"},
+     "symlink 'escape' -> '../../../../etc' leaves the target; refused"),
+    (_evil_tar_symlink_then_write, {"cause": "link escape", "member": "d/l"},
+     "member 'd/l' would be written through a link or file 'd'"),
+    (_evil_tar_abs_link, {"cause": "link escape", "member": "abs"}, "symlink 'abs' -> '/etc/passwd' is absolute; refused"),
+    (_evil_tar_hardlink, {"cause": "path traversal", "member": "../../etc/passwd"},
+     "member path '../../etc/passwd' leaves the target ('..') refused"),
+    (_evil_tar_device, {"cause": "special file", "member": "dev"}, "member 'dev' is a device or fifo; refused"),
+    (_too_many, {"cause": "too many files", "knob": "SYNAPSE_EXTRACT_MAX_FILES"}, "more than 20 entries (archive bomb?)"),
+    (_too_big, {"cause": "too big", "knob": "SYNAPSE_EXTRACT_MAX_BYTES", "limit": 1024 * 1024},
+     "expands to more than 1048576 bytes (archive bomb?)"),
 ])
-def test_malicious_archives_refused(s3, bucket: str, cache_dir: Path, tmp_path: Path, monkeypatch, maker, cause) -> None:
+def test_malicious_archives_refused(s3, bucket: str, cache_dir: Path, tmp_path: Path, monkeypatch, maker, details,
+                                    reason) -> None:
+    """Each archive is refused for its own reason: the exact cause, member and message (a loose substring
+    such as "link" or "more than" would pass for the wrong refusal)."""
     monkeypatch.setenv("SYNAPSE_EXTRACT_MAX_FILES", "20")
     monkeypatch.setenv("SYNAPSE_EXTRACT_MAX_BYTES", str(1024 * 1024))
     s3.put_object(Bucket=bucket, Key="evil.tar", Body=maker())
     with pytest.raises(ArchiveError) as ei:
         fetch(f"s3://{bucket}/evil.tar", cache_dir=cache_dir, extract=True, dest=tmp_path / "out")
-    assert cause in str(ei.value) and f"s3://{bucket}/evil.tar" in str(ei.value) and ei.value.exit_code == 4
+    assert type(ei.value) is ArchiveError and ei.value.exit_code == 4
+    assert ei.value.details == details
+    assert ei.value.message == f"s3://{bucket}/evil.tar: {reason}"
     objects, tmp = cache_state(cache_dir)
     assert tmp == [] and len(objects) == 1  # only the (verified) archive itself; no extracted entry
     assert not (tmp_path / "out").exists()
@@ -131,7 +148,8 @@ def test_not_an_archive(s3, bucket: str, cache_dir: Path) -> None:
     s3.put_object(Bucket=bucket, Key="plain.bin", Body=b"just bytes")
     with pytest.raises(ArchiveError) as ei:
         fetch(f"s3://{bucket}/plain.bin", cache_dir=cache_dir, extract=True)
-    assert "not a zip or tar" in str(ei.value)
+    assert type(ei.value) is ArchiveError and ei.value.details == {"cause": "not an archive"}
+    assert ei.value.message == f"s3://{bucket}/plain.bin: not a zip or tar archive"
 
 
 def _written_bytes() -> int:
