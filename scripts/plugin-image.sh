@@ -105,7 +105,9 @@ else
         | { mkdir -p "$ctx/plugin" && tar -C "$ctx/plugin" -xf -; }
 fi
 cp "$root/docker/plugin/Dockerfile" "$ctx/Dockerfile"
-docker build -q "${target[@]}" --build-arg RUNTIME_IMAGE="$runtime" --build-arg PLUGIN_CODE="$code" \
+# --force-rm: the legacy builder otherwise keeps a failed step's container (exited 3 after an import
+# check that failed) after every such build.
+docker build -q --force-rm "${target[@]}" --build-arg RUNTIME_IMAGE="$runtime" --build-arg PLUGIN_CODE="$code" \
     --build-arg PLUGIN_VERSION="$version" -t "$tag" "$ctx" >&2
 if [ "$deps_only" = 1 ]; then log "built $tag (requirements only: no plugin baked in)"; else log "built $tag"; fi
 echo "$tag"

@@ -14,7 +14,9 @@ image carries.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -126,3 +128,47 @@ def test_text_tools_example_on_the_real_sdk(real_sdk_image: str, run_image) -> N
                   env={"SYNAPSE_PLUGIN_DIR": "/opt/synapse/plugins/text-tools"}, params={"text": "a b a"})
     assert r.exit_code == 0, r.error
     assert r.value["words"] == 3 and r.value["top"][0] == {"word": "a", "count": 2}
+
+
+def _containers_of_build(docker_client, runtime_image: str, code: str) -> set[str]:
+    """Containers (running or not) that a build of plugin ``code`` made: FROM the runtime image, with
+    ``PLUGIN_CODE=<code>`` in their environment (a RUN step's container sees the build args it uses).
+    Filtered so that containers other people run from the same image at the same time never count."""
+    found = set()
+    for c in docker_client.containers.list(all=True, filters={"ancestor": runtime_image}):
+        env = c.attrs.get("Config", {}).get("Env") or []
+        if f"PLUGIN_CODE={code}" in env:
+            found.add(c.id)
+    return found
+
+
+def test_a_plugin_that_cannot_import_fails_the_build_and_leaves_no_container(tmp_path, runtime_image: str,
+                                                                              docker_client) -> None:
+    """Issue 22, item 5: exit 3 with the import error, and no stopped container of the failed RUN step
+    left behind (the legacy builder keeps it unless the build says --force-rm)."""
+    code = f"broken-import-{uuid.uuid4().hex[:8]}"
+    plugin = tmp_path / code
+    (plugin / "broken").mkdir(parents=True)
+    (plugin / "config.yaml").write_text(
+        f"name: Broken import\ncode: {code}\nversion: 0.1.0\ncategory: custom\n"
+        "actions:\n  run:\n    entrypoint: broken.action:Run\n")
+    (plugin / "broken" / "__init__.py").write_text("")
+    (plugin / "broken" / "action.py").write_text("import module_nobody_installed_4f2a  # noqa: F401\n")
+    tag = f"synapse-plugin-test/{code}:0.1.0"
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    env = {**os.environ, "RUNTIME_IMAGE": runtime_image, "PYTHON": sys.executable}
+    try:
+        proc = subprocess.run(["scripts/plugin-image.sh", str(plugin), "--offline", "-t", tag], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        left = _containers_of_build(docker_client, runtime_image, code) - before
+        assert proc.returncode == 3, proc.stderr[-4000:]
+        assert "module_nobody_installed_4f2a" in proc.stderr, proc.stderr[-4000:]
+        assert left == set(), f"the failed build left {len(left)} container(s): {sorted(left)}"
+    finally:
+        for cid in _containers_of_build(docker_client, runtime_image, code) - before:
+            docker_client.containers.get(cid).remove(force=True, v=True)  # with its anonymous volumes
+        shutil.rmtree(REPO / "build" / "plugin-wheels" / code, ignore_errors=True)
+        try:
+            docker_client.images.remove(tag, force=True)
+        except Exception:  # noqa: BLE001 - not built: the expected case
+            pass
