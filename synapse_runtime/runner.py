@@ -296,7 +296,10 @@ class Run:
         client, self.reporter = connect(data, job_id, job.source != "hostname", writer, st.plugin, st.action)
         ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
                              checkpoint=checkpoint, output_dir=st.output_dir)
-        value = driver.execute(params, ctx)
+        from .workdir import action_workdir
+
+        with action_workdir(plugin.root, data):  # writable, showing the plugin's files (docs/contract.md)
+            value = driver.execute(params, ctx)
         st.finalizing = True
         st.result = _result_value(value)
         if shard_info is not None:
@@ -324,7 +327,7 @@ class Run:
 
         extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
         result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)
-        return {"category": category, "path": str(result.path), "uri": uri}
+        return {"category": category, "path": os.path.abspath(result.path), "uri": uri}  # the action runs elsewhere
 
     # -- failure and the end -----------------------------------------------------------------------
 
