@@ -293,9 +293,10 @@ class Run:
         job_id = job.value
         from .backend.wiring import connect
 
-        client, self.reporter = connect(data, job_id, job.source != "hostname", writer, st.plugin, st.action)
-        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
-                             checkpoint=checkpoint, output_dir=st.output_dir)
+        given = job.source != "hostname"  # the host-name fallback names no job: never sent upstream's way
+        client, self.reporter = connect(data, job_id, given, writer, st.plugin, st.action)
+        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client, checkpoint=checkpoint,
+                             output_dir=st.output_dir, job_id_given=given, reporter=self.reporter)
         from .workdir import action_workdir
 
         with action_workdir(plugin.root, data):  # writable, showing the plugin's files (docs/contract.md)
