@@ -18,6 +18,7 @@ from .context import RuntimeContext
 from .loggers import MemoryLogger
 from .plugin import load_plugin, resolve_action
 from .runner import _result_value
+from .workdir import action_workdir
 
 
 class MemoryWriter:
@@ -54,7 +55,8 @@ def run_plugin(
         else:
             ctx = driver.context(writer=MemoryWriter(), data=dict(os.environ), job_id=None, client=None,
                                  checkpoint=None, output_dir=None)
-    return _result_value(driver.execute(validated, ctx))
+    with action_workdir(loaded.root):  # as in a run: writable, showing the plugin's files (docs/contract.md)
+        return _result_value(driver.execute(validated, ctx))
 
 
 __all__ = ["MemoryWriter", "run_plugin"]

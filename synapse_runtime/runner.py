@@ -293,10 +293,14 @@ class Run:
         job_id = job.value
         from .backend.wiring import connect
 
-        client, self.reporter = connect(data, job_id, job.source != "hostname", writer, st.plugin, st.action)
-        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client,
-                             checkpoint=checkpoint, output_dir=st.output_dir)
-        value = driver.execute(params, ctx)
+        given = job.source != "hostname"  # the host-name fallback names no job: never sent upstream's way
+        client, self.reporter = connect(data, job_id, given, writer, st.plugin, st.action)
+        ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client, checkpoint=checkpoint,
+                             output_dir=st.output_dir, job_id_given=given, reporter=self.reporter)
+        from .workdir import action_workdir
+
+        with action_workdir(plugin.root, data):  # writable, showing the plugin's files (docs/contract.md)
+            value = driver.execute(params, ctx)
         st.finalizing = True
         st.result = _result_value(value)
         if shard_info is not None:
@@ -324,7 +328,7 @@ class Run:
 
         extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
         result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)
-        return {"category": category, "path": str(result.path), "uri": uri}
+        return {"category": category, "path": os.path.abspath(result.path), "uri": uri}  # the action runs elsewhere
 
     # -- failure and the end -----------------------------------------------------------------------
 

@@ -12,10 +12,17 @@ Without categories, ``percent`` and ``time_remaining`` sit directly in ``record`
 ``metrics_record`` is ``{"record": {"steps": {STEP: {...metrics}}}}``. Log entries for
 ``POST logs/`` are ``{"event", "data", "datetime", "job", "step"?, "level"?, "file"?}``.
 
-Where upstream's arithmetic is surprising we keep its shape but not its surprises: upstream gives
-steps without a configured proportion a fixed 2 % weight (so ``overall`` ends near 2 % for a
-plugin that never configured proportions); here ``overall`` is the current step's percent when no
-proportions are known, and the proportion-weighted sum (normalised to 100) when they are.
+The steps' proportions and order come from the plugin's step registry (upstream's orchestrator
+hands them to the logger, which passes them on: ``configure``); each step is listed with its
+``proportion`` as given and its registry ``order`` from the first record on, and ``overall`` is
+the proportion-weighted total: the steps that reported progress before the current one count in
+full, the current one by its percent (upstream's arithmetic).  Where upstream's arithmetic is
+surprising we keep its shape but not its surprises: upstream gives steps without a configured
+proportion a share of a pool of unused weight, or 2 % (so ``overall`` ends near 2 % for a plugin
+that never configured proportions, or passes a step's share early); here a step without a
+proportion weighs nothing, ``overall`` is the current step's percent when no proportions are
+known, and the weights are normalised to sum to 100 (the same numbers when they already do, as
+upstream's built-in actions' do).
 These classes are not thread-safe: the reporter guards them with its lock.
 """
 
@@ -44,25 +51,38 @@ class ProgressRecord:
     """Accumulates ``progress`` events into upstream's ``progress_record``.
 
     ``proportions`` (step -> weight, any scale) are the steps' shares of the whole run, e.g. from
-    the registered steps' ``progress_weight``; they are normalised to sum to 100 and their order
-    is the steps' order. Steps not in it get the next order numbers as they appear.
+    the registered steps' ``progress_proportion``; ``orders`` (step -> 0-based position) their
+    places in the registry, which may list steps without a proportion too.  Without ``orders`` the
+    proportions' own order is used; steps known from neither get the next numbers as they appear.
     """
 
-    def __init__(self, proportions: Mapping[str, float] | None = None) -> None:
-        total = sum(float(v) for v in (proportions or {}).values() if v and float(v) > 0)
+    def __init__(self, proportions: Mapping[str, float] | None = None,
+                 orders: Mapping[str, int] | None = None) -> None:
         self._weights: dict[str, float] = {}
         self._steps: dict[str, dict[str, Any]] = {}
-        if proportions and total > 0:
-            for order, (step, weight) in enumerate(proportions.items()):
-                share = round(max(float(weight or 0), 0.0) * 100 / total, 2)
-                self._weights[str(step)] = share
-                self._steps[str(step)] = {"proportion": share, "order": order}
+        self._orders: dict[str, int] = {}
         self._flat: dict[str, Any] = {}
         self._seen: list[str] = []  # steps in the order progress arrived
         self._starts: dict[str | None, float] = {}
         self._current: str | None = None
         self._max_overall = 0.0
         self.touched = False
+        if proportions:
+            self.configure(proportions, orders)
+
+    def configure(self, proportions: Mapping[str, float], orders: Mapping[str, int] | None = None) -> bool:
+        """Set the steps' proportions and order; refused (False) once progress was recorded, as
+        upstream's ``JobLogger.set_step_proportions`` refuses: the bar must not be re-weighted mid-run."""
+        if self.touched:
+            return False
+        positive = {str(k): float(v) for k, v in proportions.items() if v and float(v) > 0}
+        total = sum(positive.values())
+        self._weights = {k: v * 100 / total for k, v in positive.items()} if total > 0 else {}
+        self._orders = {str(k): int(v) for k, v in (orders or {}).items()}
+        self._steps = {}
+        for index, (step, weight) in enumerate(proportions.items()):
+            self._steps[str(step)] = {"proportion": weight, "order": self._orders.get(str(step), index)}
+        return True
 
     @property
     def current_step(self) -> str | None:
@@ -88,7 +108,8 @@ class ProgressRecord:
             return
         step = self._steps.get(category)
         if step is None:
-            step = self._steps[category] = {"order": len(self._steps)}
+            order = self._orders.get(category, max((s["order"] for s in self._steps.values()), default=-1) + 1)
+            step = self._steps[category] = {"order": order}
         step["percent"] = percent
         step["time_remaining"] = remaining
         if category not in self._seen:
@@ -162,16 +183,21 @@ def iso_datetime(ts: Any) -> Any:
 def log_entry(event: Mapping[str, Any], job_id: str, step: str | None = None) -> dict[str, Any] | None:
     """The ``POST logs/`` entry for one runtime event, or None for events that are not logs.
 
-    ``message`` keeps upstream's ``{"content": ...}`` data with its level; ``event`` keeps its own
-    name and data; Python ``logging`` records, captured output and dev events get their own event
-    names (``log``, ``output``, ``dev_event``) so the platform can filter them apart.
+    ``message`` keeps upstream's ``{"content": ..., "key"?: ...}`` data (``key``: the
+    ``LogMessageCode`` it was logged with) with its level (the event's ``level`` where it says
+    more than its ``context``); ``event`` keeps its own name and data; Python ``logging`` records,
+    captured output and dev events get their own event names (``log``, ``output``, ``dev_event``)
+    so the platform can filter them apart.  ``step`` is the step the entry belongs to, as the
+    caller decided it (the event's own ``step`` when it carries one).
     """
     kind = event.get("type")
     entry: dict[str, Any]
     if kind == "message":
-        level = str(event.get("context") or "info").lower()
-        entry = {"event": "message", "data": {"content": str(event.get("message", ""))},
-                 "level": level if level in _MESSAGE_LEVELS else "info"}
+        level = str(event.get("level") or event.get("context") or "info").lower()
+        body: dict[str, Any] = {"content": str(event.get("message", ""))}
+        if event.get("key") is not None:
+            body["key"] = str(event["key"])
+        entry = {"event": "message", "data": body, "level": level if level in _MESSAGE_LEVELS else "info"}
     elif kind == "event":
         data = event.get("data")
         entry = {"event": str(event.get("event") or "event"),

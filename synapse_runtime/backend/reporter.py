@@ -16,7 +16,8 @@ platform. So the rules are:
   final status gets the client's full retry budget, so a dead backend does not hold up the end.
 
 Sequence for a run: ``start`` -> ``PATCH {status: RUNNING}``; progress/metrics -> throttled
-``PATCH {progress_record, metrics_record}``; logs -> ``POST logs/``; ``end`` -> remaining logs,
+``PATCH {progress_record, metrics_record}`` (the steps' proportions and order, when ``set_steps``
+told them, listed from the first); logs -> ``POST logs/``; ``end`` -> remaining logs,
 then one ``PATCH`` with the final status (SUCCEEDED with ``result``, FAILED with
 ``{"error": message}``, STOPPED for a cancelled run) and the final records.
 """
@@ -89,6 +90,7 @@ class JobReporter:
             n: (with_retries(min(n, budget)) if callable(with_retries) else client) for n in (0, 1)
         }
         self._running_owed = False  # RUNNING failed: repeat it with the next snapshot
+        self._running_tried = threading.Event()  # the first RUNNING request has been answered (or failed)
         self._stopped = False  # after auth / job-not-found failures nothing more is sent
         self._logs_stopped = False
         self._last_snapshot = float("-inf")
@@ -123,7 +125,10 @@ class JobReporter:
                     if len(self._logs) >= self._max_pending_logs:
                         self._logs.popleft()
                         self._logs_dropped += 1
-                    self._logs.append((event, self._progress.current_step))
+                    # The step the entry was logged in, where the event says (real-package mode's
+                    # logger always does, null outside steps); else the last progress category.
+                    step = event["step"] if "step" in event else self._progress.current_step
+                    self._logs.append((event, step))
                     if self._logs_since is None:
                         self._logs_since = t
                         wake = True
@@ -143,6 +148,22 @@ class JobReporter:
             if wake:
                 self._wake.set()
         except Exception:  # a malformed event must not break the run
+            pass
+
+    def wait_running(self, timeout: float = 2.0) -> bool:
+        """Wait (at most ``timeout``) until the RUNNING status went out, as upstream's entrypoint sets
+        RUNNING before the action starts: an action reading its own job sees it running. True when
+        the request was answered or failed within the time; a slow backend only delays the start."""
+        return self._running_tried.wait(max(0.0, timeout))
+
+    def set_steps(self, proportions: Mapping[str, float], orders: Mapping[str, int] | None = None) -> None:
+        """The run's steps, their proportions and registry order (from upstream's orchestrator, through
+        the real-package logger): listed in every progress record from the first on, and ``overall``
+        weighted by them. Ignored once progress was recorded, as upstream ignores it; never raises."""
+        try:
+            with self._lock:
+                self._progress.configure(proportions, orders)
+        except Exception:  # bad values from a plugin must not break the run
             pass
 
     def close(self, timeout: float = 10.0) -> None:
@@ -194,6 +215,7 @@ class JobReporter:
             self._running_pending = False
         if running:
             self._running_owed = not self._patch({"status": "RUNNING"})
+            self._running_tried.set()
         if final:
             self._finish()
             return True

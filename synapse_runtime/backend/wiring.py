@@ -45,6 +45,7 @@ def connect(data: Mapping[str, str], job_id: str, job_id_given: bool, writer: Ev
     writer.listeners.append(reporter.handle)
     # The reporter joined after `start`: tell it the run is underway.
     reporter.handle({"type": "start", "job_id": job_id, "plugin": plugin, "action": action})
+    reporter.wait_running()  # RUNNING before the action starts, as upstream's entrypoint (bounded)
     return client, reporter
 
 

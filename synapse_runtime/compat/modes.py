@@ -10,8 +10,10 @@ them: a ``RuntimeContext`` built as upstream builds it (its backend clients from
 ``build_runtime_clients``, its agent client, ``PluginEnvironment``), params validated into the
 action's model with the backend client in the validation context, then upstream's ``dispatch``
 (whose ``run`` uses upstream's orchestrator for steps), upstream's warning-only result check, and
-``logger.finish()``.  The runtime's part is the contract around it: the logger (an upstream
-``BaseLogger`` writing our events), the checkpoint, result.json, exit codes and signals.
+``logger.finish()``.  The runtime's part is the contract around it: the logger (upstream's
+``JobLogger`` writing our events, so the orchestrator hands it the steps' proportions), the
+checkpoint, result.json, exit codes and signals.  Only a job id that was given reaches upstream's
+context, as under upstream's entrypoint: the host-name fallback names no job.
 
 The mode is decided per action, from what the action *is* (``is_upstream_action``), not from
 what is installed: a plugin written against ``synapse_runtime`` keeps our classes even where
@@ -70,7 +72,10 @@ class RuntimeDriver:
         return raw if model is None else validate_params(model, raw)
 
     def context(self, *, writer: Any, data: dict[str, str], job_id: str | None, client: Any,
-                checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None) -> Any:
+                checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None,
+                job_id_given: bool = True, reporter: Any = None) -> Any:
+        # Our context keeps the host-name fallback as ``ctx.job_id`` (it names the run in our
+        # events); nothing of ours calls the backend with it (backend/wiring.py).
         from ..context import RuntimeContext
         from ..env import PluginEnvironment
         from ..loggers import EventLogger
@@ -110,19 +115,30 @@ class UpstreamDriver:
         return raw
 
     def context(self, *, writer: Any, data: dict[str, str], job_id: str | None, client: Any,
-                checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None) -> Any:
+                checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None,
+                job_id_given: bool = True, reporter: Any = None) -> Any:
+        """Upstream's ``RuntimeContext`` as its entrypoint builds it.
+
+        ``job_id`` reaches it only when it was given (``job_id_given``): upstream's own code calls
+        the backend with ``ctx.job_id`` (``GET /jobs/<id>/``), and the host-name fallback names no
+        job, so without one ``ctx.job_id`` is None, as under upstream's entrypoint.  ``reporter``
+        (the job reporter, when there is one) hears the steps' proportions from the logger.
+        """
         from synapse_sdk.plugins.context import RuntimeContext
         from synapse_sdk.plugins.context.env import PluginEnvironment
 
         from .real_logger import event_logger_class
 
+        given = job_id if job_id_given else None
         v1, v2, agent = _upstream_clients(writer)
         env = PluginEnvironment.from_environ()
         env = PluginEnvironment.merge(env, PluginEnvironment(dict(data)))
+        if logger is None:
+            logger = event_logger_class()(writer, job_id=given, on_steps=getattr(reporter, "set_steps", None))
         ctx = RuntimeContext(
-            logger=logger if logger is not None else event_logger_class()(writer),
+            logger=logger,
             env=env,
-            job_id=job_id,
+            job_id=given,
             client=v1 if v1 is not None else client,
             v2_client=v2,
             agent_client=agent,

@@ -1,12 +1,21 @@
-"""Real-package mode's logger: upstream's own ``BaseLogger``, writing our JSON-lines events.
+"""Real-package mode's logger: upstream's own ``JobLogger``, writing our JSON-lines events.
 
 With the real synapse-sdk installed, upstream's classes call the logger's whole interface
 (``set_step`` from the orchestrator, ``log(level, event, data, file, step)`` from the context,
 ``get_progress``/``get_metrics``/``finish`` from actions and the entrypoint).  Rather than imitate
-that interface, we subclass upstream's ``BaseLogger``: its state and validation are upstream's
-own, and only the hooks that say where things go (``_log_impl``, ``_on_progress``,
-``_on_metrics`` and the legacy ``log_*`` methods) are ours, each writing a contract event through
-the runner's ``EventWriter`` (and so to the backend reporter listening on it).
+that interface, we subclass upstream's ``JobLogger`` (the logger upstream's entrypoint uses for a
+job): its state and validation are upstream's own, and only the hooks that say where things go
+(``_log_impl``, ``_on_progress``, ``_on_metrics``, ``_on_finish`` and the legacy ``log_*``
+methods) are ours, each writing a contract event through the runner's ``EventWriter`` (and so to
+the backend reporter listening on it).  Nothing is sent by upstream's code: no client is given.
+
+Why ``JobLogger`` and not ``BaseLogger``: upstream's orchestrator hands the steps' proportions and
+order only to a ``JobLogger`` (``isinstance`` check, then ``set_step_proportions``).  We pass them
+on to ``on_steps`` (the job reporter's ``set_steps``) so the platform's progress record lists every
+step with its proportion, in registry order, as upstream's entrypoint reports it.
+
+Every log event carries ``step``: the step it was logged in (the logger's current step, or the one
+given), ``null`` outside any step; a ``message`` logged with a ``LogMessageCode`` keeps its ``key``.
 
 The class is built on first use: the module is importable with or without the real package.
 """
@@ -14,7 +23,8 @@ The class is built on first use: the module is importable with or without the re
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -23,22 +33,28 @@ from typing import Any
 from ..loggers import _level as _level_text
 from ..loggers import _message_fields, trials_payload
 
+#: ``on_steps(proportions, orders)``: where the steps' proportions go (the job reporter).
+StepsListener = Callable[[Mapping[str, Any], Mapping[str, int]], None]
+
 
 @functools.cache
 def event_logger_class() -> type:
-    """``EventLogger`` for real-package mode: a subclass of upstream's ``BaseLogger``."""
-    from synapse_sdk.loggers import BaseLogger
+    """``EventLogger`` for real-package mode: a subclass of upstream's ``JobLogger``."""
+    from synapse_sdk.loggers import JobLogger
     from synapse_sdk.plugins.models.logger import LogLevel
 
     def as_level(level: Any) -> Any:
         return level if isinstance(level, LogLevel) else LogLevel(_level_text(level))
 
-    class UpstreamEventLogger(BaseLogger):  # type: ignore[misc, valid-type]
-        """Upstream's BaseLogger whose output is the runtime's event stream."""
+    class UpstreamEventLogger(JobLogger):  # type: ignore[misc, valid-type]
+        """Upstream's JobLogger whose output is the runtime's event stream."""
 
-        def __init__(self, writer: Any) -> None:
-            super().__init__()
+        def __init__(self, writer: Any, job_id: str | None = None, on_steps: StepsListener | None = None) -> None:
+            # No client: upstream's sending paths (_enqueue_log, the flusher) are never reached,
+            # every hook that would use them is ours below.
+            super().__init__(client=None, job_id=job_id or "", background_flush=False)
             self.writer = writer
+            self.on_steps = on_steps
             self._last_counts: tuple[float, float] = (0, 1)
 
         # -- the core hooks -------------------------------------------------------------------
@@ -54,13 +70,25 @@ def event_logger_class() -> type:
                       level: Any = None) -> None:
             lvl = _level_text(level)
             if event == "message" and "content" in data:
-                self.writer.emit("message", _message_fields(data["content"], lvl))
+                fields = _message_fields(data["content"], lvl)
+                if data.get("key") is not None:
+                    fields["key"] = str(data["key"])  # the LogMessageCode, as upstream's entry keeps it
+                fields["step"] = step
+                self.writer.emit("message", fields)
             elif event in ("debug", "dev_event"):
                 text = data.get("content", data.get("message", ""))
                 extra = data.get("data") if event == "dev_event" else None
-                self.writer.emit("dev_event", {"message": str(text), "data": extra if isinstance(extra, Mapping) else None})
+                self.writer.emit("dev_event", {"message": str(text), "data": extra if isinstance(extra, Mapping) else None,
+                                               "step": step})
             else:
-                self.writer.emit("event", {"event": event, "data": data, "file": None if file is None else str(file)})
+                self.writer.emit("event", {"event": event, "data": data, "file": None if file is None else str(file),
+                                           "step": step})
+
+        def set_step_proportions(self, proportions: dict[str, int], orders: dict[str, int] | None = None) -> None:
+            """Upstream's rule (refused once progress started), then the reporter hears of it."""
+            super().set_step_proportions(proportions, orders)
+            if self.on_steps is not None:
+                self.on_steps(dict(proportions), dict(orders or {}))
 
         def set_progress(self, current: int, total: int, step: str | None = None) -> None:
             # Upstream keeps only the percent; the contract's event carries current and total too.
@@ -68,14 +96,27 @@ def event_logger_class() -> type:
             super().set_progress(current, total, step)
 
         def _on_progress(self, progress: Any, step: str | None) -> None:
+            if step:
+                # JobLogger's own bookkeeping (what set_step_proportions and get_progress_record read).
+                if step not in self._step_order:
+                    self._step_order.append(step)
+                self._current_progress_step = step
+                entry = self._progress_record.setdefault("steps", {}).setdefault(step, {})
+                entry.update({"percent": progress.percent, "time_remaining": progress.time_remaining})
+                if self._current_step_order is not None:
+                    entry["order"] = self._current_step_order
             if getattr(progress, "status", "running") == "failed":
-                self.writer.emit("message", _message_fields(f"step {step or '(run)'} failed", "danger"))
+                self.writer.emit("message", {**_message_fields(f"step {step or '(run)'} failed", "danger"),
+                                             "step": step})
                 return
             current, total = self._last_counts
             self.writer.progress(current, total, step)
 
         def _on_metrics(self, step: str, metrics: dict[str, Any]) -> None:
             self.writer.emit("metrics", {"category": step, "values": dict(metrics)})
+
+        def _on_finish(self) -> None:
+            """Nothing is queued here: every event went to the stream as it happened."""
 
         # -- upstream's legacy-compatible methods (ConsoleLogger/JobLogger/NoOpLogger have them) --
 
@@ -95,6 +136,9 @@ def event_logger_class() -> type:
             self.log(LogLevel.INFO, "trials", trials_payload(data, trials, base, hyperparameters, metrics, best_trial))
 
         def log_message(self, message: str, level: Any = None, *, context: Any = None) -> None:
+            if context is not None:
+                warnings.warn("The 'context' parameter is deprecated. Use 'level' instead.",
+                              DeprecationWarning, stacklevel=2)
             chosen = level if level is not None else context
             self.log(as_level(chosen), "message", self._build_message_data(str(message)))
 
@@ -108,4 +152,4 @@ def event_logger_class() -> type:
     return UpstreamEventLogger
 
 
-__all__ = ["event_logger_class"]
+__all__ = ["StepsListener", "event_logger_class"]

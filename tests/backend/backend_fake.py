@@ -1,5 +1,5 @@
 """A local stand-in for the Synapse backend: a real HTTP server in a thread, answering as upstream's
-API does (``GET /models/{id}/``, ``PATCH /jobs/{id}/`` rejecting unknown keys with 400,
+API does (``GET /models/{id}/``, ``GET /jobs/{id}/``, ``PATCH /jobs/{id}/`` rejecting unknown keys with 400,
 ``POST /logs/``), checking the auth headers, and recording every request for assertions.
 
 Faults are scripted per route: ``backend.fail("GET", "/models/1/", 500, times=1)`` answers the
@@ -108,6 +108,9 @@ class FakeBackend:
         if method == "GET" and len(parts) == 2 and parts[0] == "models":
             model = self.models.get(parts[1])
             return (200, {}, model) if model else (404, {}, {"detail": "Not found."})
+        if method == "GET" and len(parts) == 2 and parts[0] == "jobs":  # upstream's get_job
+            job = self.jobs.get(parts[1])
+            return (200, {}, job) if job else (404, {}, {"detail": "Not found."})
         if method == "PATCH" and len(parts) == 2 and parts[0] == "jobs":
             job = self.jobs.get(parts[1])
             if job is None:

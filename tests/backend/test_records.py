@@ -27,10 +27,10 @@ def test_steps_get_orders_as_they_appear_and_current_progress_follows_the_latest
                                         "time_remaining": 0.0, "order": 1, "time_elapsed": 7}
 
 
-def test_proportions_weight_overall_and_are_normalised():
+def test_proportions_are_listed_as_given_and_weight_overall_normalised():
     record = ProgressRecord({"model_load": 0.2, "inference": 0.6, "postprocess": 0.2})
     before = record.to_dict()["record"]["steps"]
-    assert before["postprocess"] == {"proportion": 20.0, "order": 2}  # listed before it starts
+    assert before["postprocess"] == {"proportion": 0.2, "order": 2}  # listed before it starts
     record.update("model_load", 1, 1, None, t=0.0)
     record.update("inference", 1, 2, None, t=1.0)
     assert record.current_progress()["overall"] == 20.0 + 30.0
@@ -39,6 +39,30 @@ def test_proportions_weight_overall_and_are_normalised():
     record.update("inference", 2, 2, None, t=3.0)
     record.update("postprocess", 1, 1, None, t=4.0)
     assert record.current_progress()["overall"] == 100.0
+
+
+def test_configured_steps_keep_registry_order_and_upstreams_weighted_total():
+    """What upstream's orchestrator hands JobLogger.set_step_proportions: proportions of the steps
+    that have one (summing to 100, as the built-in actions' do) and every step's registry order."""
+    record = ProgressRecord()
+    assert record.configure({"initialize": 1, "upload": 34, "generate": 58, "cleanup": 7},
+                            {"initialize": 0, "scan": 1, "upload": 2, "generate": 3, "cleanup": 4})
+    steps = record.to_dict()["record"]["steps"]
+    assert list(steps) == ["initialize", "upload", "generate", "cleanup"]
+    assert [(s["proportion"], s["order"]) for s in steps.values()] == [(1, 0), (34, 2), (58, 3), (7, 4)]
+    record.update("initialize", 1, 1, None, t=0.0)
+    record.update("scan", 1, 2, None, t=1.0)  # no proportion: its registry order, no weight
+    assert record.to_dict()["record"]["steps"]["scan"]["order"] == 1
+    assert record.current_progress()["overall"] == 1.0
+    record.update("upload", 1, 2, None, t=2.0)
+    assert record.current_progress()["overall"] == 1 + 17.0
+    record.update("upload", 2, 2, None, t=3.0)
+    record.update("generate", 1, 4, None, t=4.0)
+    assert record.current_progress() | {"time_remaining": None} == {
+        "overall": 1 + 34 + 14.5, "step": "generate", "percent": 25.0, "time_remaining": None, "order": 3}
+    # Once progress was recorded the weights stay (upstream refuses set_step_proportions then).
+    assert record.configure({"other": 100}) is False
+    assert "other" not in record.to_dict()["record"]["steps"]
 
 
 def test_without_categories_percent_sits_in_record():
@@ -65,3 +89,14 @@ def test_log_entries():
     assert log_entry({**base, "type": "log", "level": "CRITICAL", "logger": "x", "message": "m"}, "j", "s")["level"] == "critical"
     assert log_entry({**base, "type": "event", "event": "trials", "data": [1], "file": None}, "j")["data"] == {"value": [1]}
     assert log_entry({**base, "type": "progress"}, "j") is None
+
+
+def test_message_entries_keep_the_code_key_and_the_precise_level():
+    base = {"v": 1, "ts": "2026-01-01T00:00:00.000Z", "seq": 1, "job_id": "j", "type": "message"}
+    coded = log_entry({**base, "message": "Storage and paths initialized", "context": "info",
+                       "key": "UPLOAD_INITIALIZED", "step": "initialize"}, "j", "initialize")
+    assert coded == {"event": "message", "data": {"content": "Storage and paths initialized", "key": "UPLOAD_INITIALIZED"},
+                     "level": "info", "datetime": "2026-01-01T00:00:00.000+00:00", "job": "j", "step": "initialize"}
+    # upstream's ERROR is folded into the UI's `danger` context on the stream; the entry says error
+    assert log_entry({**base, "message": "m", "context": "danger", "level": "error"}, "j")["level"] == "error"
+    assert "key" not in log_entry({**base, "message": "m", "context": "info"}, "j")["data"]

@@ -182,6 +182,57 @@ def test_logs_are_batched_in_upstream_shape(backend):
     assert final_patch.body["status"] == "SUCCEEDED" and final_patch.t >= last_post
 
 
+def test_log_step_is_the_events_own_step_when_it_carries_one(backend):
+    """A step that logs before its first progress (or never reports any) is not attributed to the
+    step before it; an event that says it is outside any step (null) gets no step."""
+    s = Stream()
+    events = [s("start"), s.progress(1, 1, "initialize"),
+              s("message", message="scanning", context="info", step="scan"),
+              s("message", message="no step", context="info", step=None),
+              s("message", message="legacy", context="info"),  # no `step`: the last progress category
+              s("end", status="succeeded", exit_code=0)]
+    run_stream(reporter_for(backend.url), events)
+    steps = {e["data"]["content"]: e.get("step", "<none>") for e in backend.logs}
+    assert steps == {"scanning": "scan", "no step": "<none>", "legacy": "initialize"}
+
+
+def test_set_steps_lists_every_step_in_the_first_progress_record(backend):
+    s = Stream()
+    reporter = reporter_for(backend.url, interval=0.05)
+    reporter.handle(s("start"))
+    reporter.set_steps({"initialize": 10, "upload": 90}, {"initialize": 0, "scan": 1, "upload": 2})
+    reporter.handle(s.progress(1, 2, "initialize"))
+    time.sleep(0.5)
+    reporter.handle(s.progress(2, 2, "initialize"))
+    reporter.handle(s.progress(1, 2, "upload"))
+    run_stream(reporter, [s("end", status="succeeded", exit_code=0)])
+    records = [p["progress_record"] for p in backend.patches() if "progress_record" in p]
+    first = records[0]["record"]["steps"]
+    assert first["initialize"] == {"proportion": 10, "order": 0, "percent": 50.0, "time_remaining": first["initialize"]["time_remaining"]}
+    assert first["upload"] == {"proportion": 90, "order": 2}
+    assert records[0]["current_progress"]["overall"] == 5.0
+    assert records[-1]["current_progress"]["overall"] == 10 + 45.0
+
+
+def test_wait_running_holds_the_start_until_running_is_sent_and_no_longer_than_asked(backend):
+    backend.fail("PATCH", "/jobs/job-1/", 200, body={"id": "job-1"}, delay=0.4)
+    s = Stream()
+    reporter = reporter_for(backend.url)
+    reporter.handle(s("start"))
+    t0 = time.monotonic()
+    assert reporter.wait_running(5.0)
+    assert 0.3 <= time.monotonic() - t0 < 3 and len(backend.patches()) == 1
+    run_stream(reporter, [s("end", status="succeeded", exit_code=0)])
+
+    backend.fail("PATCH", "/jobs/job-1/", 200, body={"id": "job-1"}, delay=2.0)
+    slow = reporter_for(backend.url, interval=0.05)
+    slow.handle(s("start"))
+    t0 = time.monotonic()
+    assert slow.wait_running(0.2) is False  # a slow backend delays the start by the bound only
+    assert time.monotonic() - t0 < 1.0
+    slow.close(timeout=5)
+
+
 def test_log_file_is_sent_inline_as_data_uri(backend, tmp_path):
     image = tmp_path / "plot.png"
     image.write_bytes(b"\x89PNG fake")

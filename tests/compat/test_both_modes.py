@@ -113,6 +113,29 @@ def test_upstreams_rendered_test_template(run_cli, tmp_path) -> None:
     assert any(m.startswith("python_version: ") for m in infos)
 
 
+def test_action_runs_in_the_plugin_folder_when_it_is_writable(run_cli) -> None:
+    """As upstream starts a job: files written under os.getcwd() work, relative reads find the plugin's files."""
+    r = run_cli(PLUGIN, "workdir", {})
+    assert r.exit_code == 0, r.error
+    assert r.value == {"cwd": str(PLUGIN.resolve()), "code_line": "code: upstream-style"}
+
+
+def test_read_only_plugin_folder_gets_a_per_run_working_dir(monkeypatch, tmp_path) -> None:
+    """Where the plugin folder cannot be written (the image's read-only root), a fresh directory under
+    the temp dir that links the plugin's files; removed afterwards, the caller's cwd restored."""
+    from synapse_runtime import workdir
+    from synapse_runtime.inprocess import run_plugin
+
+    monkeypatch.setattr(workdir, "_writable", lambda path: False)  # root can write anywhere: say it cannot
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    before = os.getcwd()
+    value = run_plugin(PLUGIN, "workdir", {})
+    assert os.path.dirname(value["cwd"]) == str(tmp_path) and "synapse-work-" in value["cwd"]
+    assert value["code_line"] == "code: upstream-style"  # read through the link to the plugin's file
+    assert not os.path.exists(value["cwd"]) and os.getcwd() == before
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_cancels_the_run_in_this_mode(tmp_path, sig: int, code: int) -> None:
     out = tmp_path / "out"

@@ -53,6 +53,15 @@ def test_an_upstream_style_action_runs_on_the_classes_of_the_mode(run_image: Any
     assert [m["message"] for m in run.of_type("message")][:2] == ["counting done", "plain-string level"]
 
 
+def test_an_action_gets_a_writable_working_dir_showing_the_plugins_files(run_image: Any) -> None:
+    """The root filesystem and the /plugin mount are read-only: the action runs in a per-run directory
+    under /tmp linking the plugin's files (docs/contract.md, Working directory), whichever classes run it."""
+    run = check_stream(run_image(plugin_dir=UPSTREAM_STYLE, env=ENV, action="workdir", params={}))
+    assert run.exit_code == 0, run.error or run.stderr[-3000:]
+    assert run.value["cwd"].startswith("/tmp/synapse-work-"), run.value
+    assert run.value["code_line"] == "code: upstream-style"
+
+
 def test_an_upstream_function_action_runs(run_image: Any) -> None:
     run = check_stream(run_image(plugin_dir=UPSTREAM_STYLE, env=ENV, action="words", params={"text": "one two"}))
     assert run.exit_code == 0, run.error or run.stderr[-3000:]

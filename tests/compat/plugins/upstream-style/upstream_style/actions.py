@@ -80,3 +80,21 @@ class Nap(BaseAction[NapParams]):
         self.log_message("napping")
         time.sleep(self.params.seconds)
         return {"slept": self.params.seconds}
+
+
+class WorkDir(BaseAction[NapParams]):
+    """Uses its working directory as published plugins do: a scratch file written under os.getcwd(),
+    the plugin's own file read by a relative path (upstream starts a job in the plugin's folder)."""
+
+    def execute(self) -> dict:
+        import os
+        import uuid
+
+        cwd = os.getcwd()
+        scratch = os.path.join(cwd, f".scratch-{uuid.uuid4().hex}.tmp")
+        with open(scratch, "w") as fh:
+            fh.write("temporary")
+        os.unlink(scratch)
+        with open("config.yaml") as fh:  # relative: the plugin's own file
+            code_line = next(line for line in fh if line.startswith("code:"))
+        return {"cwd": cwd, "code_line": code_line.strip()}
