@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from .config import Settings
+from .config import StorageSettings
 from .disk import reserve
 from .pieces import Pieces, PieceStream
 from .retry import TruncatedBody, backoff_delay, is_retryable
@@ -60,7 +60,7 @@ class _Seg:
 
 
 class _Engine:
-    def __init__(self, sink: Sink, fd: int, size: int, opener: Opener, settings: Settings, strategy: str,
+    def __init__(self, sink: Sink, fd: int, size: int, opener: Opener, settings: StorageSettings, strategy: str,
                  on_bytes: Callable[[int], None] | None) -> None:
         self.sink = sink
         self.fd = fd
@@ -361,7 +361,7 @@ def _punishes_ranges(info: ObjectInfo) -> bool:
     return any(name in server for name in _RANGE_PUNISHERS)
 
 
-def download(fd: int, info: ObjectInfo, opener: Opener, settings: Settings, *, strategy: str | None = None,
+def download(fd: int, info: ObjectInfo, opener: Opener, settings: StorageSettings, *, strategy: str | None = None,
              hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None,
              cancel: threading.Event | None = None) -> None:
     """Fill ``fd`` (opened read-write, empty) with the object's bytes and feed ``hasher`` in order.

@@ -215,10 +215,10 @@ def test_anonymous_when_no_credentials(s3, bucket: str, cache_dir: Path, monkeyp
     s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    from synapse_runtime.storage.config import Settings
+    from synapse_runtime.storage.config import StorageSettings
     from synapse_runtime.storage.s3 import S3
 
-    assert S3(Settings.from_env()).anonymous
+    assert S3(StorageSettings.of()).anonymous
     assert fetch(f"s3://{bucket}/public.txt", cache_dir=cache_dir).path.read_bytes() == b"public"
     with pytest.raises(StorageError) as ei:
         fetch(f"s3://{bucket}/private.txt", cache_dir=cache_dir)
