@@ -159,7 +159,7 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
     checksums, checksum_type = checksums_from_headers(h) if not encoded else ({}, None)
     return ObjectInfo(size=size, etag=etag, version_id=h.get("x-amz-version-id") or None,
                       last_modified=h.get("last-modified"), md5_etag=md5_like,
-                      weak_etag=weak, server=h.get("server") or None,
+                      weak_etag=weak,
                       checksums=checksums, checksum_type=checksum_type)
 
 

@@ -93,7 +93,7 @@ class FastPathSource:
             length = int(h.get("content-length", "0") or 0)
         except (OSError, ValueError):
             return
-        # S3 and MinIO answer 206, moto 200; either way the parts count and one part's length must fit
+        # servers answer 206 or 200; either way the parts count and one part's length must fit
         if status in (200, 206) and count == info.parts and length and (count - 1) * length < info.size <= count * length:
             info.part_size, info.part_size_confirmed = length, True
 
