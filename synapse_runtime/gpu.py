@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,12 @@ def _from_proc(root: Path) -> list[dict[str, Any]]:
     return gpus
 
 
-def detect_gpus(environ: dict[str, str] | None = None) -> GpuReport:
-    """GPUs visible to this process, and a sentence saying why there are none when so."""
-    env = os.environ if environ is None else environ
-    from .errors import ValidationError
-    from .knobs import get
+def detect_gpus(environ: Mapping[str, str] | None = None, *, probe: bool = True) -> GpuReport:
+    """GPUs visible to this process, and a sentence saying why there are none when so.
 
-    try:
-        probe = get("SYNAPSE_GPU_PROBE", env)
-    except ValidationError:  # reported by the run's knob check; the start event still needs a report
-        probe = True
+    ``probe``: the run's ``SYNAPSE_GPU_PROBE`` (its settings); ``environ``: where the device
+    variables (``NVIDIA_VISIBLE_DEVICES``, ``PATH``) are read, default the process's."""
+    env = os.environ if environ is None else environ
     if not probe:
         return GpuReport(note="GPU probe disabled (SYNAPSE_GPU_PROBE=0); running on CPU")
     visible = env.get("NVIDIA_VISIBLE_DEVICES")

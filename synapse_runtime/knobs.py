@@ -6,9 +6,11 @@ four times with four vocabularies. Worse, some were read after output capture ha
 the action had finished, so ``SYNAPSE_PROGRESS_INTERVAL=abc`` ended a run with no event and no
 ``result.json``. Here each knob has a type, a default and what is allowed; :func:`validate` checks
 them all before anything runs, so a bad value is exit 2 with an ``error`` event that names the
-variable, its value and what is allowed; :func:`get` is how code reads a knob afterwards. The
-docs' knob tables are checked against :data:`KNOBS` by ``tests/unit/test_knobs.py`` in both
-directions (every knob documented, every documented ``SYNAPSE_*`` variable read).
+variable, its value and what is allowed. Code reads knobs afterwards through one typed, frozen
+object built from this table (:mod:`synapse_runtime.settings`): this table is the only place that
+states a default. The docs' knob tables are checked against :data:`KNOBS` by
+``tests/unit/test_knobs.py`` in both directions (every knob documented, every documented
+``SYNAPSE_*`` variable read), and their default columns by ``tests/unit/test_settings.py``.
 
 Empty values count as unset (an empty ``-e SYNAPSE_X=`` is the usual way to "unset" in compose
 files and manifests), except for lists of directories (``paths``), where empty means "none" (so
@@ -18,7 +20,6 @@ files and manifests), except for lists of directories (``paths``), where empty m
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,9 +111,9 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_S3_STRATEGY", "choice", "auto", "download strategy", choices=("auto", "single", "parallel")),
     _k("SYNAPSE_S3_CONCURRENCY", "int", 8, "parallel ranges / objects / upload threads", minimum=1),
     _k("SYNAPSE_S3_PART_SIZE", "size", 16 * MiB, "range and multipart part size", minimum=64 * 1024),
-    _k("SYNAPSE_S3_SPLIT_BELOW_MIBS", "float", 200.0, "auto: split a stream slower than this (MiB/s)", minimum=0),
-    _k("SYNAPSE_S3_SPLIT_AFTER", "float", 1.0, "auto: seconds before judging the rate", minimum=0),
-    _k("SYNAPSE_S3_CHUNK_SIZE", "size", 1 * MiB, "bytes per socket read/write", minimum=4096),
+    _k("SYNAPSE_S3_SPLIT_BELOW_MIBS", "float", 2048.0, "auto: split a stream slower than this (MiB/s)", minimum=0),
+    _k("SYNAPSE_S3_SPLIT_AFTER", "float", 0.05, "auto: seconds before judging the rate", minimum=0),
+    _k("SYNAPSE_S3_CHUNK_SIZE", "size", 256 * 1024, "bytes per socket read/write", minimum=4096),
     _k("SYNAPSE_S3_CONNECT_TIMEOUT", "float", 10.0, "seconds", minimum=0.05),
     _k("SYNAPSE_S3_READ_TIMEOUT", "float", 60.0, "seconds", minimum=0.05),
     _k("SYNAPSE_S3_FAST_PATH", "bool", True, "sign S3 requests ourselves (0: everything through boto3)"),
@@ -186,10 +187,11 @@ def parse(knob: Knob, raw: str) -> Any:
     return int(number) if kind in ("int", "size") else number
 
 
-def get(name: str, env: Mapping[str, str] | None = None) -> Any:
-    """The typed value of knob ``name`` in ``env`` (default: the process environment, read now)."""
+def get(name: str, env: Mapping[str, str]) -> Any:
+    """The typed value of knob ``name`` in ``env`` (an environment mapping; whole runs use
+    :class:`synapse_runtime.settings.Settings`, built from this table once)."""
     knob = KNOBS[name]
-    raw = (os.environ if env is None else env).get(name)
+    raw = env.get(name)
     return knob.default if raw is None else parse(knob, raw)
 
 

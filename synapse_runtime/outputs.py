@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError, ValidationError
 from .events.redact import Redactor
 from .jsonable import dumps
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096
@@ -29,8 +32,6 @@ RESULT_EVENT_LIMIT = 8192
 RESULT_FIELD_LIMIT = 1024
 UPLOAD_TIMEOUT_ENV = "SYNAPSE_UPLOAD_TIMEOUT"
 CANCEL_UPLOAD_TIMEOUT_ENV = "SYNAPSE_CANCEL_UPLOAD_TIMEOUT"
-DEFAULT_UPLOAD_TIMEOUT_S = 3600.0
-DEFAULT_CANCEL_UPLOAD_TIMEOUT_S = 60.0
 
 
 def prepare_output_dir(path: Path) -> Path:
@@ -138,21 +139,13 @@ def emit_result(writer: Any, result: Any, output_dir: Path | None, reporter: Any
     return event
 
 
-def _timeout(env: Mapping[str, str], name: str, default: float) -> float:
-    """The knob's value through the one table (synapse_runtime/knobs.py: validated before the run)."""
-    from .knobs import get
-
-    value = get(name, env)
-    return default if value is None else float(value)
-
-
-def upload_timeout(env: Mapping[str, str], cancelled: bool) -> float:
-    """Seconds the output upload may take: ``SYNAPSE_UPLOAD_TIMEOUT`` (default 3600), and after a
-    SIGTERM at most ``SYNAPSE_CANCEL_UPLOAD_TIMEOUT`` (default 60: keep it under the pod's
-    terminationGracePeriodSeconds, minus the rollback's time)."""
-    bound = _timeout(env, UPLOAD_TIMEOUT_ENV, DEFAULT_UPLOAD_TIMEOUT_S)
+def upload_timeout(settings: "Settings", cancelled: bool) -> float:
+    """Seconds the output upload may take: ``SYNAPSE_UPLOAD_TIMEOUT``, and after a SIGTERM at most
+    ``SYNAPSE_CANCEL_UPLOAD_TIMEOUT`` (keep it under the pod's terminationGracePeriodSeconds, minus
+    the rollback's time). Defaults: the knob table's (docs/contract.md)."""
+    bound = settings.upload_timeout
     if cancelled:
-        bound = min(bound, _timeout(env, CANCEL_UPLOAD_TIMEOUT_ENV, DEFAULT_CANCEL_UPLOAD_TIMEOUT_S))
+        bound = min(bound, settings.cancel_upload_timeout)
     return bound
 
 
@@ -215,8 +208,11 @@ def termination_summary(record: dict[str, Any], limit: int = TERMINATION_LIMIT) 
 
 
 def write_termination_log(record: dict[str, Any], redact: Redactor, path: str | None = None) -> bool:
-    """Write the summary where Kubernetes reads it; silently skipped where not writable."""
-    explicit = path or os.environ.get("SYNAPSE_TERMINATION_LOG")
+    """Write the summary where Kubernetes reads it; silently skipped where not writable.
+
+    ``path``: the run's ``SYNAPSE_TERMINATION_LOG`` (its settings); None: ``/dev/termination-log``
+    where the orchestrator created it."""
+    explicit = path
     target = explicit or TERMINATION_LOG
     # The default path only where the orchestrator created it (Kubernetes mounts it as a file):
     # on a bare host, /dev is not ours to write to.
@@ -246,9 +242,13 @@ __all__ = [
 ]
 
 
-def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Redactor, uri: str | None,
-            *, cancelled: bool) -> dict[str, Any]:
-    """``result.json``, then the upload to ``uri`` (bounded); the record as it ends up.
+def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Redactor, settings: "Settings",
+            *, cancelled: bool, upload: bool = True) -> dict[str, Any]:
+    """``result.json``, then the upload to ``settings.output_uri`` (bounded); the record as it ends up.
+
+    ``upload=False`` when the run's error is a bad knob (exit 2): nothing ran, and an upload would
+    use settings the operator got wrong (a bad timeout would become the default hour); result.json
+    stays on the output volume.
 
     A run that succeeded but whose outputs cannot be written or uploaded has failed (exit 4): the
     record says so, and an ``error`` event says why. The termination message goes out before the
@@ -267,17 +267,18 @@ def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Red
         if record["status"] == "succeeded":
             record.update(status="failed", exit_code=int(ExitCode.STORAGE), error=err)
         return record
+    uri = settings.output_uri if upload else None
     if not uri:
         return record
-    write_termination_log({**record, "upload": "in progress"}, redactor)
+    write_termination_log({**record, "upload": "in progress"}, redactor, settings.termination_log)
     try:
         from .storage import upload_dir
 
         def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
             writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
 
-        upload_within(lambda: upload_dir(output_dir, uri, progress=progress), uri,
-                      upload_timeout(os.environ, cancelled=cancelled))
+        upload_within(lambda: upload_dir(output_dir, uri, progress=progress, settings=settings), uri,
+                      upload_timeout(settings, cancelled=cancelled))
     except PluginError as e:
         fields = error_fields(e, redactor)
         writer.emit("error", fields)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__, knobs
+from . import __version__
 from .errors import Cancelled, ExitCode, PluginError, ValidationError
 from .events import EventWriter, Redactor, secret_values
 from .cancellation import SignalCanceller
@@ -31,6 +31,7 @@ from .inputs import (
     resolve_plugin_dir,
 )
 from .jsonable import to_jsonable
+from .settings import Settings, build
 
 
 class RunOptions:
@@ -108,6 +109,10 @@ class Run:
         self.writer: EventWriter | None = None
         self.reporter: Any = None
         self.env_data: Mapping[str, str] = {}
+        # Every knob, typed: built from the environment and env files before anything runs, and
+        # again (final) once config.yaml's env: is known; handed down to every stage.
+        self.settings: Settings = build({})
+        self.settings_valid = True  # False: a bad knob is the run's error, and its values count as unset
         self._on_signal = SignalCanceller(self.state, lambda: self.writer)
 
     # -- the run ----------------------------------------------------------------------------------
@@ -124,13 +129,14 @@ class Run:
         except PluginError as e:
             env_error = e
             env = Environment(data=environ, secrets=secret_values(environ))
-        if env_error is None:
-            try:
-                # Every SYNAPSE_* knob, before anything runs: a bad value is exit 2 with an error
-                # event naming it, not a crash halfway (or after the action) with no `end`.
-                knobs.validate(env.data)
-            except ValidationError as e:
-                env_error = e
+        try:
+            # Every SYNAPSE_* knob, before anything runs: a bad value is exit 2 with an error
+            # event naming it, not a crash halfway (or after the action) with no `end`.
+            self.settings = build(env.data)
+        except ValidationError as e:
+            env_error = env_error or e
+            self.settings = build(env.data, strict=False)  # the run still ends: bad values as unset
+            self.settings_valid = False
         self.env_data = env.data
         job = resolve_job_id(env.data)
         job_id = job.value
@@ -148,9 +154,9 @@ class Run:
             from .events.pretty import PrettyRenderer
 
             renderer = PrettyRenderer(color=opts.color)
-        interval = self._knob("SYNAPSE_PROGRESS_INTERVAL")
         writer = self.writer = EventWriter(
-            events_fd, job_id=job_id, redactor=redactor, progress_interval=interval, renderer=renderer
+            events_fd, job_id=job_id, redactor=redactor, progress_interval=self.settings.progress_interval,
+            renderer=renderer,
         )
         if capture is not None:
             capture.set_emit(writer.emit)
@@ -190,13 +196,6 @@ class Run:
                     pass
         return st.exit_code
 
-    def _knob(self, name: str) -> Any:
-        """A knob's value for this run; its default when the value is bad (already reported as the run's error)."""
-        try:
-            return knobs.get(name, self.env_data)
-        except ValidationError:
-            return knobs.KNOBS[name].default
-
     def _output_dir_quietly(self, env: Environment) -> None:
         from .outputs import prepare_output_dir
 
@@ -208,7 +207,7 @@ class Run:
     def _stop_leftover_processes(self) -> None:
         from .children import terminate_descendants
 
-        stopped = terminate_descendants(grace=self._knob("SYNAPSE_CHILD_GRACE"))
+        stopped = terminate_descendants(grace=self.settings.child_grace)
         if stopped and self.writer is not None:
             self.writer.emit("message", {
                 "message": f"stopped {len(stopped)} process(es) the action left running (pids {', '.join(map(str, stopped))})",
@@ -218,7 +217,7 @@ class Run:
     def _emit_start(self, env: Environment) -> None:
         from .gpu import detect_gpus
 
-        report = detect_gpus(env.data)
+        report = detect_gpus(env.data, probe=self.settings.gpu_probe)
         assert self.writer is not None
         self.state.start_emitted = True
         self.writer.emit("start", {
@@ -258,7 +257,12 @@ class Run:
             if key not in data:
                 data[key] = str(value)
                 os.environ.setdefault(key, str(value))
-        knobs.validate(data)  # config.yaml's env: may set knobs too
+        try:  # config.yaml's env: may set knobs too: the run's final settings
+            self.settings = build(data)
+        except ValidationError:
+            self.settings = build(data, strict=False)
+            self.settings_valid = False
+            raise
         if name is None and entrypoint is None and len(plugin.config.actions) == 1:
             st.action = next(iter(plugin.config.actions))
         self._emit_start(env)
@@ -275,11 +279,11 @@ class Run:
                 # shard's own failure is reported there, where `merge` looks for it. An earlier
                 # run's files there are removed first: the merge must never see them as this run's.
                 st.output_dir = prepare_output_dir(st.output_dir / spec.name)
-                st.shard = enter_shard_dir(st.output_dir, spec, data)
+                st.shard = enter_shard_dir(st.output_dir, spec, self.settings)
         raw_params = resolve_params(opts.params, data).value
         shard_info = None
         if spec is not None:
-            raw_params, shard_info = split_for_shard(raw_params, spec, data)
+            raw_params, shard_info = split_for_shard(raw_params, spec, self.settings)
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
@@ -294,7 +298,7 @@ class Run:
         from .backend.wiring import connect
 
         given = job.source != "hostname"  # the host-name fallback names no job: never sent upstream's way
-        client, self.reporter = connect(data, job_id, given, writer, st.plugin, st.action)
+        client, self.reporter = connect(self.settings, data, job_id, given, writer, st.plugin, st.action)
         ctx = driver.context(writer=writer, data=data, job_id=job_id, client=client, checkpoint=checkpoint,
                              output_dir=st.output_dir, job_id_given=given, reporter=self.reporter)
         from .workdir import action_workdir
@@ -326,8 +330,9 @@ class Run:
                 fields["via"] = via
             writer.emit("download", fields)
 
-        extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
-        result = fetch(uri, extract=extract, sha256=knobs.get("SYNAPSE_CHECKPOINT_SHA256", data), progress=progress)
+        settings = self.settings
+        result = fetch(uri, extract=settings.checkpoint_extract, sha256=settings.checkpoint_sha256, progress=progress,
+                       settings=settings)
         return {"category": category, "path": os.path.abspath(result.path), "uri": uri}  # the action runs elsewhere
 
     # -- failure and the end -----------------------------------------------------------------------
@@ -363,11 +368,11 @@ class Run:
         from .outputs import deliver, write_termination_log
 
         if st.output_dir is not None:
-            record = deliver(record, st.output_dir, writer, redactor,
-                             knobs.get("SYNAPSE_OUTPUT_URI", self.env_data), cancelled=st.status == "cancelled")
+            record = deliver(record, st.output_dir, writer, redactor, self.settings, cancelled=st.status == "cancelled",
+                             upload=self.settings_valid)
             st.status, st.exit_code = record["status"], record["exit_code"]
 
-        write_termination_log(record, redactor)
+        write_termination_log(record, redactor, self.settings.termination_log)
         if self.reporter is not None:
             # The final status goes out before `end`, so a backend outage is a warning event on
             # stdout (where a job controller reads), not a line on stderr after the stream ended.

@@ -31,16 +31,21 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
+from .knobs import KNOBS
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 ENV_INDEX = "SYNAPSE_SHARD_INDEX"
 ENV_COUNT = "SYNAPSE_SHARD_COUNT"
 ENV_KEY = "SYNAPSE_SHARD_KEY"
 ENV_K8S_INDEX = "JOB_COMPLETION_INDEX"
 ENV_RUN_ID = "SYNAPSE_RUN_ID"
-DEFAULT_KEY = "inputs"
+#: The list a sharded run splits when SYNAPSE_SHARD_KEY is unset: the knob table's default.
+DEFAULT_KEY: str = KNOBS[ENV_KEY].default
 DEFAULT_RESULT_KEY = "results"
 
 #: Directory names of shard outputs: ``shard-00003-of-00008``.
@@ -182,19 +187,24 @@ def apply_shard(params: dict, spec: ShardSpec, key: str = DEFAULT_KEY) -> tuple[
     return sharded, info
 
 
-def shard_key_from_env(env: Mapping[str, str]) -> str:
-    """The params key a sharded run splits: ``SYNAPSE_SHARD_KEY``, default ``inputs``."""
-    return (env.get(ENV_KEY) or "").strip() or DEFAULT_KEY
+def shard_key(settings: "Settings") -> str:
+    """The params key a sharded run splits: ``SYNAPSE_SHARD_KEY`` (default: :data:`DEFAULT_KEY`)."""
+    return settings.shard_key.strip() or DEFAULT_KEY
 
 
 def run_id_from_env(env: Mapping[str, str]) -> str | None:
+    """``SYNAPSE_RUN_ID`` in ``env``, checked (:func:`check_run_id`)."""
+    return check_run_id(env.get(ENV_RUN_ID))
+
+
+def check_run_id(value: str | None) -> str | None:
     """``SYNAPSE_RUN_ID``: which run this shard belongs to (``None`` when unset).
 
     In an Indexed Job it is the Job's uid, from the pod label ``batch.kubernetes.io/controller-uid``
     (downward API): every pod and retry of one Job shares it, and the next Job of the same name
     does not. A malformed value (an unsubstituted placeholder, spaces) is invalid input, exit 2.
     """
-    raw = (env.get(ENV_RUN_ID) or "").strip()
+    raw = (value or "").strip()
     if not raw:
         return None
     if not _RUN_ID_RE.match(raw):
@@ -217,9 +227,9 @@ def params_digest(params: Any) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def shard_identity(params: Any, env: Mapping[str, str]) -> dict[str, Any]:
+def shard_identity(params: Any, settings: "Settings") -> dict[str, Any]:
     """What a shard records about its run beside its slice: ``run_id`` and ``params_sha256``."""
-    return {"run_id": run_id_from_env(env), "params_sha256": params_digest(params)}
+    return {"run_id": check_run_id(settings.run_id), "params_sha256": params_digest(params)}
 
 
 def clear_shard_dir(path: Path) -> list[str]:
@@ -246,19 +256,19 @@ def clear_shard_dir(path: Path) -> list[str]:
     return removed
 
 
-def enter_shard_dir(path: Path, spec: ShardSpec, env: Mapping[str, str]) -> dict[str, Any]:
+def enter_shard_dir(path: Path, spec: ShardSpec, settings: "Settings") -> dict[str, Any]:
     """The shard's start: its directory cleared of any earlier run's files, and the shard info a
     failed run records before its params are even read (index, count, run id)."""
-    run_id = run_id_from_env(env)
+    run_id = check_run_id(settings.run_id)
     clear_shard_dir(path)
     return {"index": spec.index, "count": spec.count, "run_id": run_id}
 
 
-def split_for_shard(params: Any, spec: ShardSpec, env: Mapping[str, str]) -> tuple[dict, dict]:
+def split_for_shard(params: Any, spec: ShardSpec, settings: "Settings") -> tuple[dict, dict]:
     """:func:`apply_shard` with ``SYNAPSE_SHARD_KEY``, plus the run's identity (``run_id``, and
     ``params_sha256`` of the whole params, before the split) in the shard info."""
-    sharded, info = apply_shard(params, spec, shard_key_from_env(env))
-    info.update(shard_identity(params, env))
+    sharded, info = apply_shard(params, spec, shard_key(settings))
+    info.update(shard_identity(params, settings))
     return sharded, info
 
 
@@ -273,13 +283,14 @@ __all__ = [
     "SHARD_DIR_RE",
     "ShardSpec",
     "apply_shard",
+    "check_run_id",
     "clear_shard_dir",
     "enter_shard_dir",
     "params_digest",
     "run_id_from_env",
     "shard_from_env",
     "shard_identity",
-    "shard_key_from_env",
+    "shard_key",
     "shard_range",
     "split_for_shard",
 ]

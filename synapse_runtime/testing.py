@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_IMAGE = os.environ.get("SYNAPSE_TEST_IMAGE", "synapse-runtime:dev")
-
 
 @dataclass
 class RunResult:
@@ -114,7 +112,7 @@ def run_container(
     action: str | None = None,
     params: Mapping[str, Any] | None = None,
     *,
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     env: Mapping[str, str] | None = None,
     plugin_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
@@ -126,10 +124,16 @@ def run_container(
     ``plugin`` is a plugin baked into the image (``/opt/synapse/plugins/NAME``) unless
     ``plugin_dir`` mounts one from the host at ``/plugin``. The container runs as the Kubernetes Job
     in deploy/k8s does (read-only root filesystem, a tmpfs at /tmp), so a plugin that writes where
-    it may not fails here first. A run past ``timeout`` is killed, never left running.
+    it may not fails here first. A run past ``timeout`` is killed, never left running. ``image``:
+    default ``SYNAPSE_TEST_IMAGE`` (the settings of this process, read at the call, not at import).
     """
     import shutil
     import uuid
+
+    if image is None:
+        from .settings import from_process
+
+        image = from_process(strict=False).test_image  # a bad unrelated knob is the run's to report
 
     out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synapse-out-"))
     out.chmod(0o777)

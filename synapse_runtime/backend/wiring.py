@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from synapse_runtime import knobs
 from synapse_runtime.events import EventWriter
 
+if TYPE_CHECKING:
+    from synapse_runtime.settings import Settings
 
-def connect(data: Mapping[str, str], job_id: str, job_id_given: bool, writer: EventWriter,
+
+def connect(settings: "Settings", data: Mapping[str, str], job_id: str, job_id_given: bool, writer: EventWriter,
             plugin: str | None, action: str | None) -> tuple[Any, Any]:
-    """(client or None, reporter or None) for this run; the reporter already listens to ``writer``."""
-    if not knobs.get("SYNAPSE_HOST", data):
+    """(client or None, reporter or None) for this run; the reporter already listens to ``writer``.
+
+    ``settings`` decide (SYNAPSE_HOST, SYNAPSE_REPORT_JOB); the client's credentials come from the
+    run's environment ``data``, as upstream's client reads them (``BackendClient.from_env``)."""
+    if not settings.host:
         return None, None
     from synapse_runtime.backend.client import BackendClient
     from synapse_runtime.backend.reporter import JobReporter
@@ -35,7 +40,7 @@ def connect(data: Mapping[str, str], job_id: str, job_id_given: bool, writer: Ev
         else:
             writer.emit("message", {"message": f"backend: {message}", "context": "warning"})
 
-    if not knobs.get("SYNAPSE_REPORT_JOB", data):
+    if not settings.report_job:
         return client, None
     if not job_id_given:
         warn(f"job status is not reported: no job id was given (SYNAPSE_JOB_ID or RAY_JOB_ID), "

@@ -69,15 +69,13 @@ def proxy_for(url: str) -> str | None:
     return getproxies().get(parts.scheme)
 
 
-def fast_path_refusal(endpoint: str | None) -> str | None:
+def fast_path_refusal(endpoint: str | None, enabled: bool = True) -> str | None:
     """Why the fast path must not serve this environment (a short reason), or None when it may.
 
     The fast path signs with env credentials for a custom endpoint; everything else botocore does
     (profiles, IRSA, AWS's own endpoints and redirects, proxies, config-file settings) stays with boto3.
     """
-    from ..knobs import get
-
-    if not get("SYNAPSE_S3_FAST_PATH"):  # the one table's boolean vocabulary (0/false/no/off)
+    if not enabled:  # SYNAPSE_S3_FAST_PATH=0, from the run's settings
         return "disabled (SYNAPSE_S3_FAST_PATH=0)"
     if not (os.environ.get("AWS_ACCESS_KEY_ID", "").strip() and os.environ.get("AWS_SECRET_ACCESS_KEY", "").strip()):
         return "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment"

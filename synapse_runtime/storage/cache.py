@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageError
-from .config import Settings, cache_dir_candidates
+from .config import StorageSettings, cache_dir_candidates
 from .lock import FileLock
 
 _PINS: dict[str, FileLock] = {}  # pin file path -> shared lock held for the life of the process
@@ -125,7 +125,7 @@ def tree_size(path: Path) -> int:
 
 
 class Cache:
-    def __init__(self, root: Path, st: Settings) -> None:
+    def __init__(self, root: Path, st: StorageSettings) -> None:
         self.root = root
         self.st = st
         self.objects = root / "objects"
@@ -133,10 +133,10 @@ class Cache:
         self.locks = root / "locks"
 
     @classmethod
-    def open(cls, cache_dir: str | os.PathLike[str] | None, st: Settings) -> "Cache":
+    def open(cls, cache_dir: str | os.PathLike[str] | None, st: StorageSettings) -> "Cache":
         """The first usable cache root; an explicitly chosen one that is not writable is an error."""
         errors = []
-        for root in cache_dir_candidates(cache_dir):
+        for root in cache_dir_candidates(cache_dir, st.cache_dir):
             try:
                 for sub in ("objects", "tmp", "locks"):
                     (root / sub).mkdir(parents=True, exist_ok=True)

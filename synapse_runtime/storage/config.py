@@ -1,8 +1,10 @@
-"""Tuning knobs, read from the environment at call time (never at import time).
+"""What storage needs from the run's settings, in storage's units (bytes, bytes/s).
 
-The runner copies env files and Secret directories into ``os.environ`` just before it calls
-``fetch``; reading the knobs lazily means those values are seen.  Every knob is documented in
-docs/storage.md with its default; defaults were picked by measurement (bench/download.py).
+The values come from :class:`synapse_runtime.settings.Settings` (the knob table in knobs.py is
+the only place that states a default; docs/storage.md documents them, and a test holds the docs
+to the table). Nothing here reads the environment: the runner hands its settings down, and the
+public entry points (``fetch``, ``upload_dir``) called outside a run take the process's settings
+(``settings.from_process``), read at call time so env files exported by the runner are seen.
 """
 
 from __future__ import annotations
@@ -10,52 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    from ..knobs import KNOBS, get
-
-    if name in KNOBS:  # the one table (synapse_runtime/knobs.py): typed, bad values are errors
-        value = get(name)
-        return default if value is None else value
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(_strip_unit(raw)))
-    except ValueError:
-        return default
-    return max(minimum, value)
-
-
-def _float(name: str, default: float, minimum: float = 0.0) -> float:
-    from ..knobs import KNOBS, get
-
-    if name in KNOBS:
-        return float(get(name))
-    raw = os.environ.get(name, "").strip()
-    try:
-        return max(minimum, float(raw)) if raw else default
-    except ValueError:
-        return default
-
-
-_UNITS = {"k": 1024, "m": MiB, "g": GiB, "t": 1024 * GiB}
-
-
-def _strip_unit(raw: str) -> str:
-    """Accept sizes like ``64M``, ``64MiB``, ``2G`` as well as plain byte counts."""
-    r = raw.lower().removesuffix("ib").removesuffix("b")
-    if r and r[-1] in _UNITS:
-        return str(float(r[:-1]) * _UNITS[r[-1]])
-    return r
 
 
 @dataclass(frozen=True)
-class Settings:
+class StorageSettings:
     concurrency: int  # parallel range workers / objects in flight for a prefix
     part_size: int  # range size for parallel downloads, multipart part size for uploads
     strategy: str  # auto | single | parallel
@@ -75,43 +41,48 @@ class Settings:
     cache_lock_timeout: float  # give up on a cache lock whose holder shows no sign of life this long; 0: never
     verify_etag: bool
     writeback: int  # fdatasync in the background every this many bytes, so the final fsync is short
-    direct_io: bool = True  # O_DIRECT writes where the filesystem takes them (sink.py)
+    direct_io: bool  # O_DIRECT writes where the filesystem takes them (sink.py)
+    fast_path: bool  # sign S3 requests ourselves where that does what botocore would (awsenv.fast_path_refusal)
+    cache_dir: str | None  # the chosen cache root; None: the built-in candidates (cache_dir_candidates)
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        from ..knobs import get
+    def of(cls, settings: "Settings | None" = None) -> "StorageSettings":
+        """Storage's view of ``settings`` (None: the process's settings, read now)."""
+        if settings is None:
+            from ..settings import from_process
 
-        strategy = get("SYNAPSE_S3_STRATEGY")
-        raw_max = os.environ.get("SYNAPSE_CACHE_MAX_BYTES", "").strip()
+            settings = from_process()
         return cls(
-            concurrency=_int("SYNAPSE_S3_CONCURRENCY", 8, 1),
-            part_size=_int("SYNAPSE_S3_PART_SIZE", 16 * MiB, 64 * 1024),
-            strategy=strategy,
-            split_below=_float("SYNAPSE_S3_SPLIT_BELOW_MIBS", 2048.0) * MiB,
-            split_after=_float("SYNAPSE_S3_SPLIT_AFTER", 0.05),
-            retries=_int("SYNAPSE_FETCH_RETRIES", 5, 0),
-            backoff=_float("SYNAPSE_FETCH_BACKOFF", 0.5),
-            backoff_max=_float("SYNAPSE_FETCH_BACKOFF_MAX", 20.0),
-            connect_timeout=_float("SYNAPSE_S3_CONNECT_TIMEOUT", 10.0, 0.05),
-            read_timeout=_float("SYNAPSE_S3_READ_TIMEOUT", 60.0, 0.05),
-            chunk=_int("SYNAPSE_S3_CHUNK_SIZE", 256 * 1024, 4096),
-            max_extract_bytes=_int("SYNAPSE_EXTRACT_MAX_BYTES", 200 * GiB, 0),
-            max_extract_files=_int("SYNAPSE_EXTRACT_MAX_FILES", 1_000_000, 0),
-            max_extract_ratio=_float("SYNAPSE_EXTRACT_MAX_RATIO", 100.0),
-            cache_max_bytes=_int("SYNAPSE_CACHE_MAX_BYTES", 0, 0) if raw_max else None,
-            stale_seconds=_float("SYNAPSE_CACHE_STALE_SECONDS", 3600.0),
-            cache_lock_timeout=_float("SYNAPSE_CACHE_LOCK_TIMEOUT", 300.0),
-            writeback=_int("SYNAPSE_WRITEBACK_BYTES", 32 * MiB, 1 * MiB),
-            verify_etag=get("SYNAPSE_VERIFY_ETAG"),
-            direct_io=get("SYNAPSE_DIRECT_IO"),
+            concurrency=settings.s3_concurrency,
+            part_size=settings.s3_part_size,
+            strategy=settings.s3_strategy,
+            split_below=settings.s3_split_below_mibs * MiB,
+            split_after=settings.s3_split_after,
+            retries=settings.fetch_retries,
+            backoff=settings.fetch_backoff,
+            backoff_max=settings.fetch_backoff_max,
+            connect_timeout=settings.s3_connect_timeout,
+            read_timeout=settings.s3_read_timeout,
+            chunk=settings.s3_chunk_size,
+            max_extract_bytes=settings.extract_max_bytes,
+            max_extract_files=settings.extract_max_files,
+            max_extract_ratio=settings.extract_max_ratio,
+            cache_max_bytes=settings.cache_max_bytes,
+            stale_seconds=settings.cache_stale_seconds,
+            cache_lock_timeout=settings.cache_lock_timeout,
+            verify_etag=settings.verify_etag,
+            writeback=settings.writeback_bytes,
+            direct_io=settings.direct_io,
+            fast_path=settings.s3_fast_path,
+            cache_dir=settings.cache_dir,
         )
 
 
 DEFAULT_CACHE_DIR = "/var/cache/synapse"
 
 
-def cache_dir_candidates(explicit: str | os.PathLike[str] | None) -> list[Path]:
-    """Where the cache may live, best first: the argument, SYNAPSE_CACHE_DIR, /var/cache/synapse, ~/.cache.
+def cache_dir_candidates(explicit: str | os.PathLike[str] | None, configured: str | None = None) -> list[Path]:
+    """Where the cache may live, best first: the argument, ``configured`` (SYNAPSE_CACHE_DIR), /var/cache/synapse, ~/.cache.
 
     An explicit choice (argument or env) is never silently replaced: if it is not writable the
     caller gets a StorageError.  Only the built-in default falls back to the user's cache dir,
@@ -119,9 +90,8 @@ def cache_dir_candidates(explicit: str | os.PathLike[str] | None) -> list[Path]:
     """
     if explicit is not None:
         return [Path(explicit)]
-    env = os.environ.get("SYNAPSE_CACHE_DIR", "").strip()
-    if env:
-        return [Path(env)]
+    if configured and configured.strip():
+        return [Path(configured.strip())]
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     home_cache = Path(xdg) / "synapse" if xdg else Path.home() / ".cache" / "synapse"
     return [Path(DEFAULT_CACHE_DIR), home_cache]

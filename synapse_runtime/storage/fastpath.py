@@ -36,12 +36,12 @@ class FastPath:
         self._tls: ssl.SSLContext | None = None
 
     @classmethod
-    def from_env(cls) -> tuple["FastPath | None", str | None]:
-        """(the fast path, None), or (None, why boto3 must serve instead)."""
+    def from_env(cls, enabled: bool = True) -> tuple["FastPath | None", str | None]:
+        """(the fast path, None), or (None, why boto3 must serve instead); ``enabled``: SYNAPSE_S3_FAST_PATH."""
         import os
 
         endpoint = awsenv.env_endpoint()
-        refusal = awsenv.fast_path_refusal(endpoint)
+        refusal = awsenv.fast_path_refusal(endpoint, enabled)
         if refusal is not None:
             return None, refusal
         assert endpoint is not None

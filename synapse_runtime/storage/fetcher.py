@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError, ValidationError
 from .cache import Cache, entry_key, tree_size
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import checksum_error
 from .local import check_local, materialize
 from .objects import ensure_extracted, sha256_file
@@ -22,12 +22,15 @@ from .progress import ProgressFn
 from .result import FetchResult
 from .uri import ParsedURI, parse, redact
 
+if TYPE_CHECKING:
+    from ..settings import Settings
+
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract: bool = False,
           sha256: str | None = None, progress: ProgressFn | None = None,
-          dest: str | os.PathLike[str] | None = None) -> FetchResult:
+          dest: str | os.PathLike[str] | None = None, settings: "Settings | None" = None) -> FetchResult:
     if sha256 is not None:
         sha256 = sha256.strip().lower().removeprefix("sha256:")
         if not _SHA256.match(sha256):
@@ -35,21 +38,21 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
                                   hint="give the checkpoint's SHA-256 as printed by `sha256sum` "
                                        "(SYNAPSE_CHECKPOINT_SHA256), optionally prefixed with 'sha256:'",
                                   details={"uri": redact(uri), "field": "sha256"})
-    settings = Settings.from_env()
+    storage = StorageSettings.of(settings)
     parsed = parse(uri)
     from .prefix import fetch_prefix
     from .sources import fetch_http, fetch_s3_object
 
     if parsed.scheme == "file":
-        result = _fetch_local(parsed, settings, cache_dir, extract, sha256, progress)
+        result = _fetch_local(parsed, storage, cache_dir, extract, sha256, progress)
     else:
-        cache = Cache.open(cache_dir, settings)
+        cache = Cache.open(cache_dir, storage)
         if parsed.scheme == "s3" and parsed.is_prefix:
-            result = fetch_prefix(parsed, settings, cache, progress)
+            result = fetch_prefix(parsed, storage, cache, progress)
         elif parsed.scheme == "s3":
-            result = fetch_s3_object(parsed, settings, cache, extract, sha256, progress)
+            result = fetch_s3_object(parsed, storage, cache, extract, sha256, progress)
         else:
-            result = fetch_http(parsed, settings, cache, extract, sha256, progress)
+            result = fetch_http(parsed, storage, cache, extract, sha256, progress)
     if dest is not None:
         try:
             final = materialize(result.path, Path(dest))
@@ -61,7 +64,7 @@ def fetch(uri: str, *, cache_dir: str | os.PathLike[str] | None = None, extract:
     return result
 
 
-def _fetch_local(parsed: ParsedURI, settings: Settings, cache_dir: Any, extract: bool, sha256: str | None,
+def _fetch_local(parsed: ParsedURI, settings: StorageSettings, cache_dir: Any, extract: bool, sha256: str | None,
                  progress: ProgressFn | None) -> FetchResult:
     assert parsed.path is not None
     path = check_local(parsed.path, parsed.raw)

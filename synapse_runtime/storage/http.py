@@ -15,7 +15,7 @@ import ssl
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
-from .config import Settings
+from .config import StorageSettings
 from .retry import HTTPStatusError, TruncatedBody
 from .s3 import checksums_from_headers, info_from_headers
 from .transfer import Body, ObjectInfo, Opener
@@ -86,7 +86,7 @@ def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(p.hostname, p.port, timeout=timeout)
 
 
-def request(url: str, st: Settings, start: int = 0, end: int | None = None, if_match: str | None = None,
+def request(url: str, st: StorageSettings, start: int = 0, end: int | None = None, if_match: str | None = None,
             signer: Signer | None = None, connect: Connect | None = None, extra: dict[str, str] | None = None) -> _Resp:
     """GET ``url`` for [start, end); raises HTTPStatusError on failure.
 
@@ -136,7 +136,7 @@ def request(url: str, st: Settings, start: int = 0, end: int | None = None, if_m
     raise HTTPStatusError(310, "TooManyRedirects")
 
 
-def first_get(url: str, st: Settings) -> tuple[ObjectInfo, _Resp]:
+def first_get(url: str, st: StorageSettings) -> tuple[ObjectInfo, _Resp]:
     """The first GET: its headers identify the version; its body is the transfer if not cached."""
     resp = request(url, st)
     info = info_from_headers(resp.headers)
@@ -148,7 +148,7 @@ def first_get(url: str, st: Settings) -> tuple[ObjectInfo, _Resp]:
     return info, resp
 
 
-def opener(url: str, st: Settings, info: ObjectInfo, first: _Resp | None,
+def opener(url: str, st: StorageSettings, info: ObjectInfo, first: _Resp | None,
            signer: Signer | None = None, connect: Connect | None = None) -> Opener:
     """Ranges of ``url``; the first call may reuse the already open first response."""
     pending = [first] if first is not None else []

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..errors import ArchiveError, StorageError
 from . import archive as arc
 from .cache import Cache, entry_key
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import checksum_error
 from .progress import ProgressFn, Throttle
 from .result import FetchResult
@@ -37,7 +37,7 @@ from .uri import ParsedURI, redact
 log = logging.getLogger("synapse_runtime.storage")
 
 
-def fetch_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
+def fetch_object(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                   make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
                   extract: bool, sha256: str | None, progress: ProgressFn | None,
                   before_wait: Callable[[], None] | None = None, via: str = "http",
@@ -69,7 +69,7 @@ def fetch_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: 
     return FetchResult(Path(meta["path"]), redact(parsed.raw), transferred, info.size, transferred == 0, via)
 
 
-def _produce_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
+def _produce_object(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
                     make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
                     sha256: str | None, throttle: Throttle, before_wait: Callable[[], None] | None,
                     route: dict[str, str | None] | None = None) -> tuple[dict[str, Any], int]:
@@ -152,7 +152,7 @@ def _produce_object(cache: Cache, settings: Settings, parsed: ParsedURI, endpoin
         lock.release()
 
 
-def _check_hit_sha256(cache: Cache, settings: Settings, parsed: ParsedURI, endpoint: str, key: str, extract_key: str | None,
+def _check_hit_sha256(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, key: str, extract_key: str | None,
                       meta: dict[str, Any], sha256: str | None, make_opener: Callable[[], tuple[Opener, Any]],
                       on_error: Callable[[BaseException], StorageError]) -> None:
     """An expected sha256 holds for cached content too: compare with the recorded or computed digest."""
@@ -177,7 +177,7 @@ def _info_from_meta(meta: dict[str, Any]) -> ObjectInfo:
     return ObjectInfo(size=int(meta.get("total", 0)), etag=meta.get("etag"))
 
 
-def ensure_extracted(cache: Cache, settings: Settings, base_key: str, archive_path: Path, uri: str, name: str,
+def ensure_extracted(cache: Cache, settings: StorageSettings, base_key: str, archive_path: Path, uri: str, name: str,
                       sha256: str | None, *, extract_key: str | None = None, archive_sha256: str | None = None) -> dict[str, Any]:
     extract_key = extract_key or entry_key(kind="extract", base=base_key)
     meta = cache.lookup(extract_key)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..errors import ArchiveError, StorageError
 from . import archive as arc
 from .cache import Cache, entry_key
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import checksum_error
 from .progress import ProgressFn, Throttle
 from .result import FetchResult
@@ -27,7 +27,7 @@ from .transfer import ChecksumFailure, Hasher, ObjectInfo, download
 from .uri import ParsedURI, redact
 
 
-def fetch_prefix(parsed: ParsedURI, settings: Settings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
+def fetch_prefix(parsed: ParsedURI, settings: StorageSettings, cache: Cache, progress: ProgressFn | None) -> FetchResult:
     """Every object below the prefix, layout kept; revalidated with one LIST (paged per 1000 keys)."""
     source, listed, fallback = open_source(settings, parsed, lambda src: src.listing(parsed.bucket, parsed.key))
     objects = [o for o in listed if not str(o["Key"]).endswith("/")]

@@ -7,10 +7,9 @@ retries (and resumes) itself; uploads keep botocore's standard retries (s3transf
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator
 
-from .config import Settings
+from .config import StorageSettings
 from .awsenv import env_endpoint, env_region
 from .transfer import Body, ObjectInfo, Opener
 
@@ -20,7 +19,7 @@ _KNOWN_PART_SIZES = [8, 5, 16, 64, 32, 10, 50, 100, 128, 256, 15, 25, 512]  # Mi
 class S3:
     """A boto3 client plus what messages need (its endpoint)."""
 
-    def __init__(self, st: Settings, *, upload: bool = False) -> None:
+    def __init__(self, st: StorageSettings, *, upload: bool = False) -> None:
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
@@ -50,6 +49,7 @@ class S3:
         region = env_region() or session.region_name or "us-east-1"
         self.client = session.client("s3", region_name=region, config=Config(**kwargs))
         self.endpoint = self.client.meta.endpoint_url
+        self.part_size = st.part_size  # tried first when a multipart object's part size must be guessed
 
     # ---- reads ---------------------------------------------------------------------------
     def head(self, bucket: str, key: str) -> ObjectInfo:
@@ -79,7 +79,7 @@ class S3:
                 return
         except Exception:  # noqa: BLE001 - servers without partNumber support: guess below
             pass
-        info.part_size = guess_part_size(info.size, parts)
+        info.part_size = guess_part_size(info.size, parts, self.part_size)
 
     def opener(self, bucket: str, key: str, info: ObjectInfo) -> Opener:
         client = self.client
@@ -159,7 +159,7 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
     checksums, checksum_type = checksums_from_headers(h) if not encoded else ({}, None)
     return ObjectInfo(size=size, etag=etag, version_id=h.get("x-amz-version-id") or None,
                       last_modified=h.get("last-modified"), md5_etag=md5_like,
-                      weak_etag=weak, server=h.get("server") or None,
+                      weak_etag=weak,
                       checksums=checksums, checksum_type=checksum_type)
 
 
@@ -180,15 +180,10 @@ def _is_md5_etag(etag: str) -> bool:
     return len(head) == 32 and all(c in "0123456789abcdefABCDEF" for c in head) and (tail == "" or tail.isdigit())
 
 
-def guess_part_size(size: int, parts: int) -> int | None:
-    """The first common client part size that yields exactly ``parts`` parts, or the env's own."""
-    env = os.environ.get("SYNAPSE_S3_PART_SIZE")
-    candidates = []
-    if env:
-        from .config import Settings as _S
-
-        candidates.append(_S.from_env().part_size)
-    candidates += [m * 1024 * 1024 for m in _KNOWN_PART_SIZES]
+def guess_part_size(size: int, parts: int, configured: int) -> int | None:
+    """The first part size that yields exactly ``parts`` parts: ``configured`` (the run's own,
+    SYNAPSE_S3_PART_SIZE: what this runtime uploads with), then common clients' sizes."""
+    candidates = [configured, *(m * 1024 * 1024 for m in _KNOWN_PART_SIZES)]
     for p in candidates:
         if (parts - 1) * p < size <= parts * p:
             return p

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Protocol, TypeVar
 
 from ..errors import StorageError
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import storage_error
 from .transfer import ObjectInfo, Opener
 from .uri import ParsedURI, redact
@@ -47,7 +47,7 @@ class FastPathSource:
 
     name = "fast path"
 
-    def __init__(self, fast: Any, settings: Settings) -> None:
+    def __init__(self, fast: Any, settings: StorageSettings) -> None:
         self.fast = fast
         self.settings = settings
         self.endpoint: str = fast.endpoint
@@ -70,7 +70,7 @@ class FastPathSource:
         if info.parts and info.md5_etag:
             self._learn_part_size(bucket, key, info)
             if not info.part_size:
-                info.part_size = guess_part_size(info.size, info.parts)
+                info.part_size = guess_part_size(info.size, info.parts, self.settings.part_size)
         return http.opener(self.fast.url(bucket, key), self.settings, info, None, signer=self.fast.object_headers,
                            connect=self.fast.connection)
 
@@ -93,7 +93,7 @@ class FastPathSource:
             length = int(h.get("content-length", "0") or 0)
         except (OSError, ValueError):
             return
-        # S3 and MinIO answer 206, moto 200; either way the parts count and one part's length must fit
+        # servers answer 206 or 200; either way the parts count and one part's length must fit
         if status in (200, 206) and count == info.parts and length and (count - 1) * length < info.size <= count * length:
             info.part_size, info.part_size_confirmed = length, True
 
@@ -103,7 +103,7 @@ class Boto3Source:
 
     name = "boto3"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StorageSettings) -> None:
         from .s3 import S3
 
         self.settings = settings
@@ -140,7 +140,7 @@ class Boto3Source:
         return storage_error(exc, parsed.raw, self.endpoint, bucket_missing=missing)
 
 
-def open_source(settings: Settings, parsed: ParsedURI, first: Callable[[Source], T]) -> tuple[Source, T, str | None]:
+def open_source(settings: StorageSettings, parsed: ParsedURI, first: Callable[[Source], T]) -> tuple[Source, T, str | None]:
     """(the source that answered, ``first(source)``'s answer, why not the fast path or None).
 
     ``first`` is the request that revalidates (HEAD or LIST); its failure on boto3 is the fetch's
@@ -148,7 +148,7 @@ def open_source(settings: Settings, parsed: ParsedURI, first: Callable[[Source],
     """
     from .fastpath import FastPath
 
-    fast, refusal = FastPath.from_env()
+    fast, refusal = FastPath.from_env(settings.fast_path)
     if fast is not None:
         source = FastPathSource(fast, settings)
         try:
@@ -165,7 +165,7 @@ def open_source(settings: Settings, parsed: ParsedURI, first: Callable[[Source],
         raise boto.failure(exc, parsed) from None
 
 
-def with_retries(settings: Settings, call: Callable[[], T]) -> T:
+def with_retries(settings: StorageSettings, call: Callable[[], T]) -> T:
     """``call()``, retried like a transfer (``SYNAPSE_FETCH_RETRIES``, backoff) on transient errors."""
     from .retry import backoff_delay, is_retryable
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import StorageError
 from .cache import Cache, entry_key
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import storage_error
 from .objects import fetch_object
 from .progress import ProgressFn
@@ -23,7 +23,7 @@ from .transfer import Opener
 from .uri import ParsedURI
 
 
-def fetch_s3_object(parsed: ParsedURI, settings: Settings, cache: Cache, extract: bool, sha256: str | None,
+def fetch_s3_object(parsed: ParsedURI, settings: StorageSettings, cache: Cache, extract: bool, sha256: str | None,
                      progress: ProgressFn | None) -> FetchResult:
     from .awsenv import env_endpoint
 
@@ -43,7 +43,7 @@ def fetch_s3_object(parsed: ParsedURI, settings: Settings, cache: Cache, extract
                          progress, via=source.name, fallback=fallback)
 
 
-def fetch_http(parsed: ParsedURI, settings: Settings, cache: Cache, extract: bool, sha256: str | None,
+def fetch_http(parsed: ParsedURI, settings: StorageSettings, cache: Cache, extract: bool, sha256: str | None,
                 progress: ProgressFn | None) -> FetchResult:
     from . import http
 

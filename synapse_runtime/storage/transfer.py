@@ -5,11 +5,12 @@ One engine serves S3 and plain HTTP(S): a source only has to open a byte range. 
 * ``single``: one GET streamed in ``chunk``-sized reads, in the calling thread.
 * ``parallel``: the object cut into ``part_size`` ranges fetched by ``concurrency`` workers; what
   AWS S3 and real servers reward, since one connection is capped far below the NIC.
-* ``auto`` (default): ``parallel`` for large objects served through the S3 API (ranges are its
-  protocol), except from a server that re-reads the whole object per range (moto's), which keeps
-  one stream.  Elsewhere (a presigned URL) it starts as one stream and soon probes one range beside
-  it; if the range's first byte comes about as fast as the stream's did, the tail is cut into
-  ranges for the workers (docs/storage.md).
+* ``auto`` (default): ``parallel`` for large objects served through the S3 API (ranged GETs are
+  part of its protocol).  Elsewhere (a presigned URL, any HTTP server) it starts as one stream and
+  soon probes one range beside it; if the range's first byte comes about as fast as the stream's
+  did, the tail is cut into ranges for the workers (docs/storage.md).  No server is recognised by
+  name: what the probe measures decides, and an S3 server that serves ranges badly is set to
+  ``single`` by its operator (SYNAPSE_S3_STRATEGY).
 
 Memory stays flat: one page-aligned buffer per worker, received into (``readinto``), hashed and
 written from while still in the CPU's cache, directly to the disk where it allows (``sink.py``).
@@ -27,7 +28,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from .config import Settings
+from .config import StorageSettings
 from .disk import reserve
 from .pieces import Pieces, PieceStream
 from .retry import TruncatedBody, backoff_delay, is_retryable
@@ -60,7 +61,7 @@ class _Seg:
 
 
 class _Engine:
-    def __init__(self, sink: Sink, fd: int, size: int, opener: Opener, settings: Settings, strategy: str,
+    def __init__(self, sink: Sink, fd: int, size: int, opener: Opener, settings: StorageSettings, strategy: str,
                  on_bytes: Callable[[int], None] | None) -> None:
         self.sink = sink
         self.fd = fd
@@ -268,11 +269,12 @@ class _Engine:
         """``auto``: one stream, then a probe range, then every worker if the probe answered promptly.
 
         After ``split_after`` s of streaming slower than ``split_below``, the object's last part is
-        requested as a range beside the stream.  A server where ranges are cheap (Garage, AWS, MinIO)
-        sends its first bytes about as fast as it did for the whole GET: then the rest of the stream
-        is cut into ranges for every worker.  One that is slow to answer a range (moto reads the whole
-        object first) leaves the stream alone: one range spent on finding out.  Judged by time to
-        first byte, not by throughput, which writeback and a busy CPU swing by more than ranges gain.
+        requested as a range beside the stream.  A server where ranges are cheap sends its first
+        bytes about as fast as it did for the whole GET: then the rest of the stream is cut into
+        ranges for every worker.  One that is slow to answer a range (a server that reads the whole
+        object before it answers) leaves the stream alone: one range spent on finding out.  Judged
+        by time to first byte, not by throughput, which writeback and a busy CPU swing by more than
+        ranges gain.
         """
         now = time.monotonic()
         elapsed = now - (self.first_byte_at or now)
@@ -350,18 +352,7 @@ class _Engine:
             t.join()
 
 
-#: servers known to read the whole object for every ranged GET (moto's server runs on Werkzeug): for
-#: them even auto's one probe range costs a full read (measured: 512 MiB in 2.3-2.8 s with the probe,
-#: 1.1-1.2 s without), so auto keeps one stream without probing.
-_RANGE_PUNISHERS = ("werkzeug",)
-
-
-def _punishes_ranges(info: ObjectInfo) -> bool:
-    server = (info.server or "").lower()
-    return any(name in server for name in _RANGE_PUNISHERS)
-
-
-def download(fd: int, info: ObjectInfo, opener: Opener, settings: Settings, *, strategy: str | None = None,
+def download(fd: int, info: ObjectInfo, opener: Opener, settings: StorageSettings, *, strategy: str | None = None,
              hasher: Hasher | None = None, on_bytes: Callable[[int], None] | None = None,
              cancel: threading.Event | None = None) -> None:
     """Fill ``fd`` (opened read-write, empty) with the object's bytes and feed ``hasher`` in order.
@@ -374,8 +365,6 @@ def download(fd: int, info: ObjectInfo, opener: Opener, settings: Settings, *, s
         return
     reserve(fd, info.size)
     strategy = strategy or settings.strategy
-    if strategy == "auto" and _punishes_ranges(info):
-        strategy = "single"
     inline = strategy == "single" or (strategy == "auto" and info.size < 4 * settings.part_size)
     if strategy == "auto" and info.s3_api:
         strategy = "parallel"  # ranges are S3's own protocol: probing first only costs time (docs/storage.md)

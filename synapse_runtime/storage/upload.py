@@ -9,15 +9,20 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import StorageError
-from .config import Settings
+from .config import StorageSettings
 from .diagnose import storage_error
 from .progress import ProgressFn, Throttle
 from .uri import parse
 
+if TYPE_CHECKING:
+    from ..settings import Settings
 
-def upload_dir(local_dir: str | os.PathLike[str], uri: str, *, progress: ProgressFn | None = None) -> int:
+
+def upload_dir(local_dir: str | os.PathLike[str], uri: str, *, progress: ProgressFn | None = None,
+               settings: "Settings | None" = None) -> int:
     p = parse(uri)
     if p.scheme != "s3":
         raise StorageError(f"cannot upload to {uri}: only s3:// destinations are supported",
@@ -38,7 +43,7 @@ def upload_dir(local_dir: str | os.PathLike[str], uri: str, *, progress: Progres
             files.append((path, prefix + rel, path.stat().st_size))
     total = sum(size for _, _, size in files)
     throttle = Throttle(progress, uri, total)
-    st = Settings.from_env()
+    st = StorageSettings.of(settings)
 
     from .s3 import S3
 

@@ -28,7 +28,6 @@ class ObjectInfo:
     part_size: int | None = None  # multipart part size when known
     part_size_confirmed: bool = False  # known from the server, not guessed
     weak_etag: bool = False  # a W/ ETag: names a version, not the bytes; never sent as If-Match
-    server: str | None = None  # the Server header: some servers re-read the whole object per range
     #: S3 additional checksums (``x-amz-checksum-<algo>``, base64, "-N" when composite) by algorithm
     checksums: dict[str, str] = field(default_factory=dict)
     checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE when the server says

@@ -29,7 +29,7 @@ import pytest
 from synapse_runtime.errors import ChecksumMismatchError, StorageError
 from synapse_runtime.storage import fetch
 from synapse_runtime.storage.cache import Cache
-from synapse_runtime.storage.config import Settings
+from synapse_runtime.storage.config import StorageSettings
 from tests.storage.netutil import KINDS, Fault, Proxy
 
 MiB = 1024 * 1024
@@ -194,7 +194,7 @@ def _check_clean_error(exc: StorageError, uri: str, endpoint: str) -> str:
 def _forget(cache_dir: Path, path: Path) -> None:
     """Drop the entry (as the cache itself does, under its lock) so the next trial downloads again."""
     key = path.parent.name
-    cache = Cache.open(cache_dir, Settings.from_env())
+    cache = Cache.open(cache_dir, StorageSettings.of())
     with cache.lock(key):
         cache.discard(key)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from synapse_runtime.storage import fetch
 from synapse_runtime.storage.cache import Cache
-from synapse_runtime.storage.config import Settings
+from synapse_runtime.storage.config import StorageSettings
 
 from .conftest import cache_state
 
@@ -101,7 +101,7 @@ def test_foreign_temp_kept_until_stale(cache_dir: Path, monkeypatch) -> None:
     """Issue 14 item 4: an unlocked temp of another node (its lock may be node-local) is kept while it
     changes, and removed only once nothing below it changed for SYNAPSE_CACHE_STALE_SECONDS."""
     monkeypatch.setenv("SYNAPSE_CACHE_STALE_SECONDS", "600")
-    cache = Cache.open(cache_dir, Settings.from_env())
+    cache = Cache.open(cache_dir, StorageSettings.of())
     item = cache.tmp / f"{'a' * 40}.dl.other_node-0123456789ab-7.abcd"  # another kernel: another node
     item.mkdir()
     (item / "model.bin").write_bytes(b"being written by another node")
@@ -117,13 +117,13 @@ def test_foreign_temp_kept_until_stale(cache_dir: Path, monkeypatch) -> None:
 
 
 def test_stale_temp_of_live_owner_kept(cache_dir: Path) -> None:
-    cache = Cache.open(cache_dir, Settings.from_env())
+    cache = Cache.open(cache_dir, StorageSettings.of())
     key = "e" * 40
     item = cache.tmp_path(key, "dl")
     item.mkdir()
     with cache.lock(key):
-        code = ("import sys; from synapse_runtime.storage.cache import Cache; from synapse_runtime.storage.config import Settings;"
-                "print(Cache.open(sys.argv[1], Settings.from_env()).clean_stale())")
+        code = ("import sys; from synapse_runtime.storage.cache import Cache; from synapse_runtime.storage.config import StorageSettings;"
+                "print(Cache.open(sys.argv[1], StorageSettings.of()).clean_stale())")
         out = subprocess.run([sys.executable, "-c", code, str(cache_dir)], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "0" and item.exists()
     assert cache.clean_stale() == 1 and not item.exists()  # unlocked on this kernel: garbage
@@ -134,7 +134,7 @@ def test_default_bound_is_capped(cache_dir: Path, monkeypatch) -> None:
     from synapse_runtime.storage import cache as cache_mod
 
     monkeypatch.delenv("SYNAPSE_CACHE_MAX_BYTES", raising=False)
-    cache = Cache.open(cache_dir, Settings.from_env())
+    cache = Cache.open(cache_dir, StorageSettings.of())
     real = os.statvfs(cache_dir)
     assert cache.max_bytes() == min(real.f_blocks * real.f_frsize // 2, cache_mod.DEFAULT_MAX_BYTES_CEILING)
 
@@ -144,7 +144,7 @@ def test_default_bound_is_capped(cache_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr(cache_mod.os, "statvfs", lambda path: Efs)
     assert cache.max_bytes() == 256 * 1024**3
     monkeypatch.setenv("SYNAPSE_CACHE_MAX_BYTES", "1T")
-    assert Cache.open(cache_dir, Settings.from_env()).max_bytes() == 1024**4
+    assert Cache.open(cache_dir, StorageSettings.of()).max_bytes() == 1024**4
 
 
 def test_crash_mid_download_leaves_nothing_complete(s3, bucket: str, cache_dir: Path, proxy, monkeypatch) -> None:
@@ -175,7 +175,7 @@ def test_download_keeps_another_nodes_temp_of_the_same_key(s3, bucket: str, cach
 
     s3.put_object(Bucket=bucket, Key="m", Body=b"m" * 1000)
     key = Path(fetch(f"s3://{bucket}/m", cache_dir=cache_dir).path).parent.name
-    cache = Cache.open(cache_dir, Settings.from_env())
+    cache = Cache.open(cache_dir, StorageSettings.of())
     with cache.lock(key):
         cache.discard(key)  # so that the next fetch downloads again, under the key's lock
     ours = cache.tmp / f"{key}.dl.crashed-{kernel_id()}-99999.abcd"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.storage.config import Settings
+from synapse_runtime.storage.config import StorageSettings
 from synapse_runtime.storage.transfer import ObjectInfo, download
 
 MiB = 1 << 20
@@ -54,14 +54,14 @@ class Source:
         return Body()
 
 
-def _settings(monkeypatch, **env: str) -> Settings:
+def _settings(monkeypatch, **env: str) -> StorageSettings:
     for k, v in {"SYNAPSE_S3_PART_SIZE": str(MiB), "SYNAPSE_S3_CHUNK_SIZE": str(256 * 1024),
                  "SYNAPSE_S3_CONCURRENCY": "6", "SYNAPSE_S3_SPLIT_AFTER": "0.1", **env}.items():
         monkeypatch.setenv(k, v)
-    return Settings.from_env()
+    return StorageSettings.of()
 
 
-def _run(tmp_path: Path, src: Source, st: Settings) -> bytes:
+def _run(tmp_path: Path, src: Source, st: StorageSettings) -> bytes:
     fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         download(fd, ObjectInfo(size=len(src.data)), src.open, st)

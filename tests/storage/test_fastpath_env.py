@@ -55,7 +55,7 @@ REGION_CASES = [  # (AWS_DEFAULT_REGION, AWS_REGION, config file region)
 @pytest.mark.parametrize("default,region,config", REGION_CASES)
 def test_both_paths_sign_for_one_region(default, region, config, monkeypatch, tmp_path: Path, moto_server) -> None:
     """The fast path's region is the boto3 client's, or the fast path steps aside (config file only)."""
-    from synapse_runtime.storage.config import Settings
+    from synapse_runtime.storage.config import StorageSettings
     from synapse_runtime.storage.s3 import S3
 
     fake_aws_env(monkeypatch, moto_server, tmp_path, access="AKIATEST", secret="s", read_timeout=2)
@@ -67,7 +67,7 @@ def test_both_paths_sign_for_one_region(default, region, config, monkeypatch, tm
         cfg = tmp_path / "config"
         cfg.write_text(f"[default]\nregion = {config}\n")
         monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
-    boto_region = S3(Settings.from_env()).client.meta.region_name
+    boto_region = S3(StorageSettings.of()).client.meta.region_name
     fast, refusal = FastPath.from_env()
     if default is None and region is None and config:
         assert fast is None and "config file" in refusal and boto_region == config
@@ -198,7 +198,7 @@ def test_ssl_cert_file_alone_is_left_to_boto3(tls_garage, monkeypatch) -> None:
 
 def test_https_to_http_redirect_refused(tmp_path: Path, monkeypatch) -> None:
     """A presigned https URL redirected to plain http: refused before anything is sent to the http host."""
-    from synapse_runtime.storage.config import Settings
+    from synapse_runtime.storage.config import StorageSettings
 
     hits = []
 
@@ -236,7 +236,7 @@ def test_https_to_http_redirect_refused(tmp_path: Path, monkeypatch) -> None:
         assert ei.value.details["cause"] == "redirect" and "plain http" in str(ei.value)
         assert hits == [] and term.connections == 1  # never followed, never retried
         assert "abc" not in str(ei.value)
-        assert Settings.from_env().retries > 0
+        assert StorageSettings.of().retries > 0
     finally:
         term.close()
         for srv in (plain, redirect):

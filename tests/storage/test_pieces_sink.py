@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from synapse_runtime.storage import crc
-from synapse_runtime.storage.config import Settings
+from synapse_runtime.storage.config import StorageSettings
 from synapse_runtime.storage.pieces import Coverage, Pieces
 from synapse_runtime.storage.sink import ALIGN, Sink, buffer
 from synapse_runtime.storage.transfer import ChecksumFailure, Hasher, ObjectInfo, download
@@ -102,14 +102,14 @@ class _Source:
         return Body()
 
 
-def _settings(monkeypatch, **env: str) -> Settings:
+def _settings(monkeypatch, **env: str) -> StorageSettings:
     for k, v in {"SYNAPSE_S3_PART_SIZE": str(MiB), "SYNAPSE_S3_CHUNK_SIZE": str(256 * 1024),
                  "SYNAPSE_S3_CONCURRENCY": "4", "SYNAPSE_S3_STRATEGY": "parallel", **env}.items():
         monkeypatch.setenv(k, v)
-    return Settings.from_env()
+    return StorageSettings.of()
 
 
-def _download(tmp_path: Path, info: ObjectInfo, src: _Source, st: Settings, hasher: Hasher) -> None:
+def _download(tmp_path: Path, info: ObjectInfo, src: _Source, st: StorageSettings, hasher: Hasher) -> None:
     fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         download(fd, info, src.open, st, hasher=hasher)

@@ -108,7 +108,7 @@ def test_garage_accepts_every_shape(garage_env, tmp_path: Path) -> None:
     for keys with odd characters, all through the fast path: Garage rejects any wrong signature."""
     from boto3.s3.transfer import TransferConfig
 
-    from synapse_runtime.storage.config import Settings
+    from synapse_runtime.storage.config import StorageSettings
     from synapse_runtime.storage.fastpath import FastPath
 
     client, bucket = garage_env
@@ -120,7 +120,7 @@ def test_garage_accepts_every_shape(garage_env, tmp_path: Path) -> None:
                        Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
     fast, refusal = FastPath.from_env()
     assert fast is not None, refusal
-    st = Settings.from_env()
+    st = StorageSettings.of()
     for key in ODD_KEYS:
         status, headers = fast.head(bucket, f"odd/{key}", 5)
         assert status == 200 and headers.get("x-amz-checksum-crc32"), (key, status)
