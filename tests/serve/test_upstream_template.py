@@ -101,16 +101,21 @@ def test_upstream_neural_net_template_serves_two_models_by_header(tmp_path: Path
 
 
 def test_upstream_deployment_action_in_the_runtime_says_what_to_run_instead(tmp_path: Path) -> None:
-    from synapse_runtime.compat.modes import real_sdk_loaded
-
-    if real_sdk_loaded():
-        pytest.skip("real-package mode: upstream's own deployment action runs (it needs Ray: RAY_ADDRESS)")
-    root = render(tmp_path / "linear")
+    """Shim mode: exit 3 naming `synapse-runtime serve`; real mode without Ray: upstream's own ImportError (exit 1)."""
     import os
 
+    from synapse_runtime.compat import install, is_shim
+
+    install()
+    import synapse_sdk
+
+    root = render(tmp_path / "linear")
     run = subprocess.run([sys.executable, "-m", "synapse_runtime", "run", "--plugin", str(root), "--action",
                           "deployment", "--output", str(tmp_path / "out")], env={**os.environ,
                          "SYNAPSE_ACTION_PARAMS": "{}"}, capture_output=True, text=True, timeout=120, cwd=root)
-    assert run.returncode == 3, run.stdout[-3000:]
     error = next(json.loads(line) for line in run.stdout.splitlines() if '"type":"error"' in line)
-    assert "synapse-runtime serve" in error["hint"] and "SYNAPSE_ACTION" in error["hint"]
+    if is_shim(synapse_sdk):
+        assert run.returncode == 3, run.stdout[-3000:]
+        assert "synapse-runtime serve" in error["hint"] and "SYNAPSE_ACTION" in error["hint"]
+    else:
+        assert run.returncode == 1 and "Ray is required" in error["message"], run.stdout[-3000:]
