@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 from .context import HEADER, MODEL_ID
 from .metrics import Metrics
 from .models import ServeRequestError
@@ -61,8 +63,12 @@ async def _send_text(send: Callable[..., Any], status: int, text: str, content_t
     await send({"type": "http.response.body", "body": data})
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """A chunked body passed the limit while the app read it: an HTTPException, so FastAPI's body
+    reader lets it through (it turns any other exception into a 400) and the handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body over the limit of {limit} bytes (SYNAPSE_SERVE_MAX_BODY)")
 
 
 #: A declared body over the limit but under this is read and thrown away before the 413, so a client
@@ -153,7 +159,7 @@ class ServeApp:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: dict[str, Any]) -> None:
@@ -166,11 +172,11 @@ class ServeApp:
         child = dict(scope, path=path, raw_path=path.encode())
         try:
             await self.inner(child, limited_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
             if not status:
                 status = 413
-                await _send_json(send, 413, {"detail": f"body over the limit of {limit} bytes (SYNAPSE_SERVE_MAX_BODY)",
-                                             "error_type": "BodyTooLarge"}, [(b"connection", b"close")])
+                await _send_json(send, 413, {"detail": exc.detail, "error_type": "BodyTooLarge"},
+                                 [(b"connection", b"close")])
         except BaseException as exc:
             if self.state.draining and not isinstance(exc, Exception):  # cancelled: the drain ran out of time
                 self.state.cut_short = True

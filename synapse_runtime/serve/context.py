@@ -27,8 +27,10 @@ def get_multiplexed_model_id() -> str:
 
 def install_ray_hook() -> str:
     """Make ``ray.serve.get_multiplexed_model_id`` answer from our contextvar; returns ``"ray"`` or ``"stand-in"``."""
-    if importlib.util.find_spec("ray") is not None and "ray" not in sys.modules or (
-            "ray" in sys.modules and not getattr(sys.modules["ray"], "__synapse_runtime_stand_in__", False)):
+    loaded = sys.modules.get("ray")
+    if getattr(loaded, "__synapse_runtime_stand_in__", False):
+        return "stand-in"  # installed already (a second server in this process)
+    if loaded is not None or importlib.util.find_spec("ray") is not None:
         try:
             from ray import serve  # type: ignore[import-not-found]
 

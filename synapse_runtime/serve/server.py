@@ -236,6 +236,7 @@ class Server:
     def _install_error_handlers(self, inner: Any) -> None:
         from fastapi.responses import JSONResponse
 
+        from .asgi import BodyTooLarge
         from .models import ServeRequestError
 
         assert self.app is not None
@@ -245,7 +246,12 @@ class Server:
             status, body = outer.error_response(exc)
             return JSONResponse(body, status_code=status)
 
+        async def too_large(request: Any, exc: Any) -> Any:
+            return JSONResponse({"detail": exc.detail, "error_type": "BodyTooLarge"}, status_code=413,
+                                headers={"connection": "close"})
+
         inner.add_exception_handler(ServeRequestError, handler)
+        inner.add_exception_handler(BodyTooLarge, too_large)
         inner.add_exception_handler(Exception, handler)
 
     def _on_signal(self, sig: int, server: Any) -> None:

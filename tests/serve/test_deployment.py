@@ -69,6 +69,14 @@ class Echo(BaseServeDeployment):
             return await self.infer_batch({"model": model, "text": data.text})
         return {"model": model, "echo": data.text}
 
+    @app.post("/deferred")
+    async def deferred(self, body: dict) -> Any:
+        async def run(data: Inp) -> dict:
+            await asyncio.sleep(data.sleep)
+            return {"done": data.text}
+
+        return await self.handle_inference(body, Inp, run, deadline_s=0.2)
+
     async def infer_batch(self, requests: list[Any]) -> list[Any]:
         return [{"model": r["model"], "echo": r["text"], "batch_size": len(requests)} for r in requests]
 '''
@@ -341,3 +349,38 @@ def test_a_job_action_is_not_servable(tmp_path: Path) -> None:
         assert "cannot be served" in next(e for e in srv.events if e["type"] == "error")["message"]
     finally:
         srv.kill()
+
+
+def test_chunked_body_over_the_limit_and_a_slow_client_stalls_nobody(server: Serving) -> None:
+    import http.client
+
+    host, port = server.base.removeprefix("http://").split(":")
+    slow = socket.create_connection((host, int(port)))  # headers promise 100 bytes; 10 arrive, then nothing
+    slow.sendall(f"POST {server.prefix}/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: 100\r\nserve_multiplexed_model_id: {token(1)}\r\n\r\n{{\"text\": ".encode())
+    t0 = time.monotonic()
+    assert server.post({"text": "fast"}, model=token(1)).status == 200
+    assert time.monotonic() - t0 < 5
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = iter([b'{"text": "' + b"x" * 700_000, b"y" * 700_000 + b'"}'])
+    conn.request("POST", server.prefix + "/", body=chunks, encode_chunked=True,
+                 headers={"content-type": "application/json", "serve_multiplexed_model_id": token(1)})
+    resp = conn.getresponse()
+    assert resp.status == 413 and json.loads(resp.read())["error_type"] == "BodyTooLarge"
+    slow.close()
+    assert server.post({"text": "after"}, model=token(1)).status == 200
+    assert server.stop() == 0
+
+
+def test_deferred_responses_give_a_ticket_to_poll(server: Serving) -> None:
+    model = token(1)
+    quick = server.post({"text": "q"}, model=model, path="/deferred")
+    assert quick.json() == {"done": "q"}  # within the deadline: the bare result, as upstream
+    pending = server.post({"text": "slow", "sleep": 1.0}, model=model, path="/deferred").json()
+    assert pending["__synapse_deferred__"] is True and pending["status"] == "pending"
+    poll = {"__synapse_poll__": pending["ticket"]}
+    assert server.post(poll, model=model, path="/deferred").json()["status"] == "pending"
+    time.sleep(1.2)
+    assert server.post(poll, model=model, path="/deferred").json() == {"done": "slow"}
+    assert server.post(poll, model=model, path="/deferred").json()["status"] == "not_found"
+    assert server.stop() == 0
