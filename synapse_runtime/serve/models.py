@@ -186,7 +186,10 @@ def model_metadata(ref: ModelRef, *, data: Mapping[str, str], backend_url: str) 
         if registry is not None:
             return registry.get_model(ref.model_id)
         if ref.user_token:
-            client: Any = BackendClient(backend_url, user_token=ref.user_token, tenant=ref.tenant)
+            from ..backend.transport import normalize_host
+
+            client: Any = BackendClient(normalize_host(backend_url), user_token=ref.user_token, tenant=ref.tenant,
+                                        url_host=data.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or None)
         else:
             client = BackendClient.from_env(data)
             if client is None:

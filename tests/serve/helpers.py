@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKEND = "http://backend.test/"  # the JWT key: what the deployment is bound with (SYNAPSE_HOST)
 
 
-def token(model: Any, key: str = BACKEND, user_token: str = "user-secret-token-123") -> str:
+def token(model: Any, key: str = BACKEND, user_token: str = "user-secret-token-123", tenant: str | None = None) -> str:
     """Upstream's model header: ``create_serve_multiplexed_model_id`` (a JWT, HS256, keyed by the backend URL)."""
     import warnings
 
@@ -32,7 +32,8 @@ def token(model: Any, key: str = BACKEND, user_token: str = "user-secret-token-1
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jwt.encode({"model": str(model), "token": user_token}, key, algorithm="HS256")
+        payload = {"model": str(model), "token": user_token, **({"tenant": tenant} if tenant else {})}
+        return jwt.encode(payload, key, algorithm="HS256")
 
 
 def model_archive(path: Path, files: dict[str, str]) -> Path:

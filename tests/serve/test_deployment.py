@@ -384,3 +384,34 @@ def test_deferred_responses_give_a_ticket_to_poll(server: Serving) -> None:
     assert server.post(poll, model=model, path="/deferred").json() == {"done": "slow"}
     assert server.post(poll, model=model, path="/deferred").json()["status"] == "not_found"
     assert server.stop() == 0
+
+
+def test_model_metadata_from_the_backend_with_the_tokens_user(tmp_path: Path) -> None:
+    """No registry file: the JWT's user token and tenant fetch ``GET models/{id}/`` from the backend."""
+    from tests.backend.backend_fake import TENANT, USER_TOKEN, FakeBackend
+    from tests.secrets import register
+
+    register(USER_TOKEN)
+    backend = FakeBackend()
+    backend.auth = "user"
+    backend.thread.start()
+    root = make_plugin(tmp_path / "p")
+    backend.models["5"] = {"id": 5, "name": "five", "file": str(root / "models" / "two.zip")}
+    srv = Serving(root, {"SYNAPSE_HOST": backend.url, "LOADS_LOG": str(tmp_path / "l"),
+                         "SYNAPSE_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        srv.wait_ready()
+        ok = srv.post({"text": "b"}, model=token(5, key=backend.url, user_token=USER_TOKEN, tenant=TENANT))
+        assert ok.status == 200 and ok.json()["model"] == "weights-two", ok.body
+        gone = srv.post({"text": "b"}, model=token(6, key=backend.url, user_token=USER_TOKEN, tenant=TENANT))
+        assert gone.status == 404
+        refused = srv.post({"text": "b"}, model=token(5, key=backend.url, user_token="wrong-token-xyz", tenant=TENANT))
+        assert refused.status == 401 and refused.json()["error_type"] == "ModelTokenError"
+        calls = backend.calls("GET", "/models/")
+        assert [c.path for c in calls][:2] == ["/models/5/", "/models/6/"]
+        assert calls[0].headers.get("Authorization") == f"Token {USER_TOKEN}"
+        assert srv.stop() == 0
+        assert USER_TOKEN not in "".join(srv.lines)
+    finally:
+        srv.kill()
+        backend.server.shutdown()
