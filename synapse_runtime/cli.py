@@ -173,13 +173,16 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
 
 def _serves(ns: argparse.Namespace) -> bool:
     """The image's default command serves when ``SYNAPSE_ACTION`` names an action whose ``method`` is
-    ``serve`` or ``restapi`` and no params are given (with params it runs once, as upstream's client does)."""
+    ``serve`` or ``restapi`` (given, or upstream's default for its name) and no params are given by any
+    source, the default params file included (with params it runs once, as upstream's client does)."""
     name = os.environ.get("SYNAPSE_ACTION", "").strip()
     if ns.action or ns.params or not name:
         return False
-    if os.environ.get("SYNAPSE_ACTION_PARAMS") or os.environ.get("SYNAPSE_ACTION_PARAMS_FILE"):
+    from .inputs import DEFAULT_PARAMS_FILES, resolve_plugin_dir
+
+    if os.environ.get("SYNAPSE_ACTION_PARAMS") or os.environ.get("SYNAPSE_ACTION_PARAMS_FILE") or any(
+            os.path.isfile(p) for p in DEFAULT_PARAMS_FILES):
         return False
-    from .inputs import resolve_plugin_dir
     from .plugin import load_plugin
 
     try:
