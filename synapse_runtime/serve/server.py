@@ -77,6 +77,8 @@ class Server:
         self.app: ServeApp | None = None
         self.signals: list[int] = []
         self.drain_s = 30.0
+        self.started = False
+        self.plugin: str | None = None
         self._drainer: Any = None
 
     # -- events -----------------------------------------------------------------------------------
@@ -152,6 +154,9 @@ class Server:
     def _fail(self, exc: BaseException) -> None:
         from ..failures import error_fields
 
+        if not self.started:  # the contract: `start` first, also when what it names could not be loaded
+            self.emit("start", {"plugin": self.plugin, "action": self.args.action or self.data.get("SYNAPSE_ACTION"),
+                                "runtime_version": __version__, "python": sys.version.split()[0], "gpus": []})
         self.emit("error", error_fields(exc, self.redactor))
 
     async def _main(self) -> int:
@@ -168,6 +173,7 @@ class Server:
         self.data = data = dict(env.data)
         knobs.validate(data)
         plugin = load_plugin(resolve_plugin_dir(self.args.plugin, data).value)
+        self.plugin = plugin.config.identifier
         for key, value in plugin.config.env.items():
             data.setdefault(key, str(value))
             os.environ.setdefault(key, str(value))
@@ -187,6 +193,7 @@ class Server:
         from ..gpu import detect_gpus
 
         gpu = detect_gpus(data)
+        self.started = True
         self.emit("start", {"plugin": cfg.identifier, "action": resolved.name, "runtime_version": __version__,
                             "python": sys.version.split()[0], "gpus": gpu.gpus, "device": gpu.device,
                             "address": f"http://{_host_text(address[0])}:{address[1]}",
