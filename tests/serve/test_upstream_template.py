@@ -1,7 +1,7 @@
 """Upstream's own ``neural_net`` plugin template, rendered from the upstream wheel, served unchanged.
 
 ``inference.py.j2`` is rendered as ``synapse-sdk new`` renders it; only its TODOs are filled (an
-input model, ``_get_model`` unpickling a small scikit-learn model, ``infer`` calling it). The
+input model, ``_get_model`` loading a small linear model fitted with numpy, ``infer`` calling it). The
 class derives upstream's ``BaseServeDeployment`` (the shim's here, the real one in real-package
 mode), its routes take ``self`` on a module-level FastAPI app, and ``get_model`` asks
 ``ray.serve.get_multiplexed_model_id()``, with no Ray installed.
@@ -10,7 +10,6 @@ mode), its routes take ``self`` on a module-level FastAPI app, and ``get_model``
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-sklearn = pytest.importorskip("sklearn.linear_model")
+np = pytest.importorskip("numpy")
 
 from tests.compat import upstream_templates  # noqa: E402
 from tests.serve.helpers import Serving, token  # noqa: E402
@@ -31,13 +30,13 @@ pytestmark = pytest.mark.skipif(not upstream_templates.available(),
 
 INPUT = '''    values: list[float]
 '''
-GET_MODEL = '''        import pickle
+GET_MODEL = '''        import numpy as np
 
-        with open(model_info['path'] / 'model.pkl', 'rb') as fh:
-            return pickle.load(fh)
+        with np.load(model_info['path'] / 'model.npz') as weights:
+            return weights['w'], float(weights['b'])
 '''
-INFER = '''        model = await self.get_model()
-        return {'prediction': float(model.predict([data.values])[0])}
+INFER = '''        w, b = await self.get_model()
+        return {'prediction': float(sum(x * wi for x, wi in zip(data.values, w)) + b)}
 '''
 
 
@@ -66,16 +65,20 @@ def render(dest: Path) -> Path:
 
 
 def models(tmp: Path) -> Path:
-    import numpy as np
+    """Two linear models (least squares on generated data), each a zip with ``model.npz``; a registry file."""
+    import io
 
     registry = {}
     for model_id, slope in ((11, 2.0), (12, -3.0)):
         x = np.random.default_rng(model_id).normal(size=(20, 2))
-        m = sklearn.LinearRegression().fit(x, x @ np.array([slope, 1.0]) + 0.5)
+        y = x @ np.array([slope, 1.0]) + 0.5
+        coef, *_ = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)
+        buf = io.BytesIO()
+        np.savez(buf, w=coef[:2], b=coef[2])
         archive = tmp / f"model-{model_id}.zip"
         with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("model.pkl", pickle.dumps(m))
-        registry[str(model_id)] = {"name": f"linear-{model_id}", "file": str(archive)}
+            zf.writestr("model.npz", buf.getvalue())
+        registry[str(model_id)] = {"name": f"linear-{model_id}", "file": archive.name}  # relative to the file
     (tmp / "models.json").write_text(json.dumps(registry))
     return tmp / "models.json"
 
