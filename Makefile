@@ -106,7 +106,7 @@ SDK_PLUGIN      ?= plugins/sdk-pipeline
 SDK_IMAGE_TESTS ?= tests/integration/test_sdk_mode.py tests/integration/test_contract.py \
 	tests/integration/test_any_uid.py tests/integration/test_platform_container.py \
 	tests/integration/test_plugin_image.py tests/integration/test_cancellation_trials.py \
-	tests/integration/test_container_load.py
+	tests/integration/test_container_load.py tests/integration/test_serve_container.py
 
 sdk-image: $(VENV)/.stamp-test+examples image ## the runtime image with the real synapse-sdk installed, $(SDK_IMAGE)
 	@grep -qxF 'synapse-sdk==$(SDK_VERSION)' $(SDK_PLUGIN)/requirements.txt \

@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "BaseInferenceAction": "inference", "InferenceContext": "inference", "InferenceProgressCategories": "inference",
     "BaseStep": "steps", "BaseStepContext": "steps", "Orchestrator": "steps", "StepRegistry": "steps",
     "StepResult": "steps",
+    "BaseServeDeployment": "serve.deployment", "BaseDeploymentAction": "serve.deploy_action",
     # context
     "RuntimeContext": "context", "PluginEnvironment": "env",
     "BaseLogger": "loggers", "ConsoleLogger": "loggers", "EventLogger": "loggers", "LogLevel": "loggers",
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from .loggers import BaseLogger, ConsoleLogger, EventLogger, LogLevel, MemoryLogger
     from .plugin import ActionConfig, PluginConfig
     from .runner import RunOptions, run
+    from .serve.deploy_action import BaseDeploymentAction
+    from .serve.deployment import BaseServeDeployment
     from .steps import BaseStep, BaseStepContext, Orchestrator, StepRegistry, StepResult
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import ExitCode, PluginError
 
-COMMANDS = ("run", "schema", "list", "merge")
+COMMANDS = ("run", "serve", "schema", "list", "merge")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", help="checkpoint URI or path to fetch first (env SYNAPSE_CHECKPOINT)")
     run.add_argument("--pretty", action="store_true", help="render events for a human instead of JSON lines")
     run.add_argument("--no-capture", action="store_true", help="don't capture the plugin's stdout/stderr (debugging)")
+
+    srv = sub.add_parser("serve", help="serve an inference action over HTTP until SIGTERM (docs/serving.md)")
+    srv.add_argument("--plugin", help="plugin directory with config.yaml (env SYNAPSE_PLUGIN_DIR, default /plugin)")
+    srv.add_argument("--action", help="the action to serve (env SYNAPSE_ACTION; default: the one with method serve)")
+    srv.add_argument("--host", help="address to listen on (env SYNAPSE_SERVE_HOST, default 0.0.0.0)")
+    srv.add_argument("--port", type=int, help="port (env SYNAPSE_SERVE_PORT, default 8100; 0: any free port)")
 
     schema = sub.add_parser("schema", help="print an action's params JSON Schema (or the event schema)")
     schema.add_argument("--plugin")
@@ -134,6 +140,14 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
     adopt and stop whatever the plugin leaves running; never set it when embedding. ``held_signals``:
     signals received before the runner's handlers were installed (the run then ends cancelled)."""
     ns = _parser().parse_args(_argv(argv))
+    if ns.command == "run" and _serves(ns):
+        ns.command = "serve"
+        ns.host = ns.port = None
+    if ns.command == "serve":
+        from .serve.server import ServeArgs, serve
+
+        return serve(ServeArgs(plugin=ns.plugin, action=ns.action, host=ns.host, port=ns.port,
+                               held_signals=held_signals))
     if ns.command != "run" and held_signals is not None:
         import signal
 
@@ -155,6 +169,27 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
         pretty=ns.pretty, color=color, capture=not ns.no_capture, reap_children=own_process,
         held_signals=held_signals,
     ))
+
+
+def _serves(ns: argparse.Namespace) -> bool:
+    """The image's default command serves when ``SYNAPSE_ACTION`` names an action whose ``method`` is
+    ``serve`` or ``restapi`` (given, or upstream's default for its name) and no params are given by any
+    source, the default params file included (with params it runs once, as upstream's client does)."""
+    name = os.environ.get("SYNAPSE_ACTION", "").strip()
+    if ns.action or ns.params or not name:
+        return False
+    from .inputs import DEFAULT_PARAMS_FILES, resolve_plugin_dir
+
+    if os.environ.get("SYNAPSE_ACTION_PARAMS") or os.environ.get("SYNAPSE_ACTION_PARAMS_FILE") or any(
+            os.path.isfile(p) for p in DEFAULT_PARAMS_FILES):
+        return False
+    from .plugin import load_plugin
+
+    try:
+        action = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value).config.actions.get(name)
+    except PluginError:
+        return False  # `run` reports it, with its events
+    return action is not None and action.serves
 
 
 def _hold_early_signals() -> list[int]:

@@ -128,6 +128,20 @@ KNOBS: dict[str, Knob] = dict([
     _k("SYNAPSE_EXTRACT_MAX_RATIO", "float", 100.0, "archive bomb limit: expanded/compressed size (0: off)", minimum=0),
     _k("SYNAPSE_CACHE_LOCK_TIMEOUT", "float", 300.0,
        "seconds to wait for a cache lock whose holder shows no sign of life (0: forever); then exit 4", minimum=0),
+    # -- serving (docs/serving.md) ---------------------------------------------------------------
+    _k("SYNAPSE_SERVE_HOST", "text", "0.0.0.0", "address `serve` listens on"),
+    _k("SYNAPSE_SERVE_PORT", "int", 8100, "port `serve` listens on (upstream's 8100; 0: any free port)", minimum=0),
+    _k("SYNAPSE_SERVE_ROUTE_PREFIX", "text", None, "route prefix, instead of upstream's checksum or md5 of code@version"),
+    _k("SYNAPSE_PLUGIN_RELEASE_CHECKSUM", "text", None, "upstream's plugin release checksum: the route prefix"),
+    _k("SYNAPSE_PLUGIN_RUN_HOST", "text", None, "upstream's backend URL for a serve deployment (before SYNAPSE_HOST): signs model tokens"),
+    _k("SYNAPSE_PLUGIN_RELEASE_CODE", "text", None, "upstream's serve app name (code@version) hashed into the prefix"),
+    _k("SYNAPSE_SERVE_DRAIN", "float", 30.0, "seconds in-flight requests may take after SIGTERM", minimum=0),
+    _k("SYNAPSE_SERVE_MAX_ONGOING_REQUESTS", "int", None,
+       "requests served at once; 503 beyond (unset: serve_options.max_ongoing_requests, else 64)", minimum=1),
+    _k("SYNAPSE_SERVE_MAX_MODELS", "int", None,
+       "models kept loaded, LRU (unset: serve_options.max_num_models_per_replica, else 3)", minimum=1),
+    _k("SYNAPSE_SERVE_MAX_BODY", "size", 16 * MiB, "largest request body; 413 beyond", minimum=1),
+    _k("SYNAPSE_SERVE_METRICS_INTERVAL", "float", 10.0, "seconds between request-metrics events", minimum=0.05),
     # -- the pytest plugin (README.md, "Test your plugin") ---------------------------------------
     _k("SYNAPSE_TEST_IMAGE", "text", "synapse-runtime:dev", "the image synapse_container runs"),
 ])

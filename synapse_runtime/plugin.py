@@ -1,9 +1,8 @@
-"""A plugin directory: its ``config.yaml`` (upstream's PluginConfig) and action resolution.
+"""A plugin directory: its ``config.yaml`` and action resolution.
 
-config.yaml is validated by hand rather than with pydantic: a run that needs no params model
-should not pay pydantic's import, and hand-written checks give errors that name the file and
-the key (``config.yaml: actions.train.method: must be one of job, task, serve``).  Unknown keys
-are kept, never rejected: upstream adds keys over time.
+config.yaml's model (upstream's rules, read leniently: unknown keys kept, optional fields may be
+missing) is ``plugin_config.py``, the one model of it; this module reads the file and resolves
+actions.
 """
 
 from __future__ import annotations
@@ -11,149 +10,12 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ActionNotFoundError, PluginLoadError
-
-CATEGORIES = (
-    "neural_net", "export", "upload", "smart_tool", "pre_annotation",
-    "post_annotation", "data_validation", "custom",
-)
-METHODS = ("job", "task", "serve")
-PACKAGE_MANAGERS = ("pip", "uv")
-
-
-def _check(where: str, key: str, value: Any, kind: type | tuple[type, ...], allowed: tuple[str, ...] = ()) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise PluginLoadError(
-            f"{where}: {key}: expected {names}, got {type(value).__name__}",
-            details={"file": where, "key": key},
-            hint=f"fix `{key}` in config.yaml",
-        )
-    if allowed and value not in allowed:
-        raise PluginLoadError(
-            f"{where}: {key}: {value!r} is not one of {', '.join(allowed)}",
-            details={"file": where, "key": key, "allowed": list(allowed)},
-            hint=f"fix `{key}` in config.yaml",
-        )
-    return value
-
-
-@dataclass
-class ActionConfig:
-    """One entry of ``actions:``."""
-
-    name: str
-    entrypoint: str
-    description: str = ""
-    method: str = "job"
-    input_type: str | None = None
-    output_type: str | None = None
-    serve_options: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, name: str, data: Any, where: str) -> ActionConfig:
-        key = f"actions.{name}"
-        if isinstance(data, str):  # shorthand: `train: plugin.train:TrainAction`
-            data = {"entrypoint": data}
-        _check(where, key, data, dict)
-        known = {"entrypoint", "description", "method", "input_type", "output_type", "serve_options"}
-        entrypoint = _check(where, f"{key}.entrypoint", data.get("entrypoint"), str)
-        if not entrypoint:
-            raise PluginLoadError(
-                f"{where}: {key}.entrypoint is missing",
-                details={"file": where, "key": f"{key}.entrypoint"},
-                hint="give the action's `module:Class` or `module.function`",
-            )
-        return cls(
-            name=name,
-            entrypoint=entrypoint,
-            description=_check(where, f"{key}.description", data.get("description"), str) or "",
-            method=_check(where, f"{key}.method", data.get("method"), str, METHODS) or "job",
-            input_type=_check(where, f"{key}.input_type", data.get("input_type"), str),
-            output_type=_check(where, f"{key}.output_type", data.get("output_type"), str),
-            serve_options=_check(where, f"{key}.serve_options", data.get("serve_options"), dict) or {},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
-
-
-@dataclass
-class PluginConfig:
-    """config.yaml, with upstream's keys typed and anything else kept in ``extra``."""
-
-    name: str
-    code: str | None = None
-    version: str = "0.1.0"
-    variant: str | None = None
-    category: str | None = None
-    description: str = ""
-    readme: str | None = None
-    package_manager: str = "pip"
-    package_manager_options: list[str] = field(default_factory=list)
-    wheels_dir: str | None = None
-    env: dict[str, Any] = field(default_factory=dict)
-    runtime_env: dict[str, Any] = field(default_factory=dict)
-    data_type: str | None = None
-    tasks: list[Any] = field(default_factory=list)
-    supported_data_types: list[Any] = field(default_factory=list)
-    annotation_category: str | None = None
-    annotation_type: str | None = None
-    smart_tool: str | None = None
-    requires: dict[str, Any] = field(default_factory=dict)
-    dependencies: Any = None
-    tags: list[str] = field(default_factory=list)
-    actions: dict[str, ActionConfig] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def identifier(self) -> str:
-        """How events name the plugin: ``code`` when given, else ``name``."""
-        return self.code or self.name
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "config.yaml") -> PluginConfig:
-        _check(where, "(top level)", data, dict)
-        c = _check
-        actions_raw = c(where, "actions", data.get("actions"), dict) or {}
-        actions = {str(n): ActionConfig.from_dict(str(n), a, where) for n, a in actions_raw.items()}
-        name = c(where, "name", data.get("name"), str) or c(where, "code", data.get("code"), str)
-        if not name:
-            raise PluginLoadError(
-                f"{where}: name is missing", details={"file": where, "key": "name"}, hint="add `name: my-plugin`"
-            )
-        version = data.get("version", "0.1.0")
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        return cls(
-            name=name,
-            code=c(where, "code", data.get("code"), str),
-            version=str(version),
-            variant=c(where, "variant", data.get("variant"), str),
-            category=c(where, "category", data.get("category"), str, CATEGORIES),
-            description=c(where, "description", data.get("description"), str) or "",
-            readme=c(where, "readme", data.get("readme"), str),
-            package_manager=c(where, "package_manager", data.get("package_manager"), str, PACKAGE_MANAGERS) or "pip",
-            package_manager_options=c(where, "package_manager_options", data.get("package_manager_options"), list) or [],
-            wheels_dir=c(where, "wheels_dir", data.get("wheels_dir"), str),
-            env={str(k): v for k, v in (c(where, "env", data.get("env"), dict) or {}).items()},
-            runtime_env=c(where, "runtime_env", data.get("runtime_env"), dict) or {},
-            data_type=c(where, "data_type", data.get("data_type"), str),
-            tasks=c(where, "tasks", data.get("tasks"), list) or [],
-            supported_data_types=c(where, "supported_data_types", data.get("supported_data_types"), list) or [],
-            annotation_category=c(where, "annotation_category", data.get("annotation_category"), str),
-            annotation_type=c(where, "annotation_type", data.get("annotation_type"), str),
-            smart_tool=c(where, "smart_tool", data.get("smart_tool"), str),
-            requires=c(where, "requires", data.get("requires"), dict) or {},
-            dependencies=data.get("dependencies"),
-            tags=c(where, "tags", data.get("tags"), list) or [],
-            actions=actions,
-            extra={k: v for k, v in data.items() if k not in known},
-        )
+from .plugin_config import ActionConfig, PluginConfig
 
 
 @dataclass

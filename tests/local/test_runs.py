@@ -262,7 +262,7 @@ def test_schema_and_list_commands() -> None:
     listed = json.loads(subprocess.run([sys.executable, "-m", "synapse_runtime", "list", "--plugin",
                                         str(PLUGINS / "digits"), "--json"], capture_output=True, text=True, env=env,
                                        check=True).stdout)
-    assert [a["name"] for a in listed["actions"]] == ["train", "infer", "evaluate"]
+    assert [a["name"] for a in listed["actions"]] == ["train", "infer", "evaluate", "serve"]
     events = json.loads(subprocess.run([sys.executable, "-m", "synapse_runtime", "schema", "--events"],
                                        capture_output=True, text=True, env=env, check=True).stdout)
     assert events["$defs"]["end"]["required"] == ["status", "exit_code", "duration_s"]

@@ -151,3 +151,34 @@ def test_import_failures_are_plugin_load_errors_with_location(tmp_path: Path, co
 def test_plugin_config_from_dict_defaults() -> None:
     c = PluginConfig.from_dict({"name": "n"})
     assert c.version == "0.1.0" and c.actions == {} and c.package_manager == "pip" and c.identifier == "n"
+
+
+def test_upstream_methods_and_default_methods(tmp_path: Path) -> None:
+    """Upstream's `restapi` is valid; an action without `method` gets upstream's default for its name."""
+    root = make_plugin(tmp_path, """
+        name: x
+        actions:
+          inference: {entrypoint: mod:Train}
+          train: {entrypoint: mod:Train}
+          custom_thing: {entrypoint: mod:Train}
+          api: {entrypoint: mod:Train, method: restapi}
+    """)
+    actions = load_plugin(root).config.actions
+    assert {n: a.method for n, a in actions.items()} == {
+        "inference": "serve", "train": "job", "custom_thing": "task", "api": "restapi"}
+    assert actions["inference"].serves and actions["api"].serves and not actions["train"].serves
+
+
+def test_one_model_lenient_for_runner_strict_for_upstream_api(tmp_path: Path) -> None:
+    """The runner and upstream's pydantic PluginConfig share the one model: same values, same defaults."""
+    from synapse_runtime.compat.sdk_api.config import PluginConfig as Upstream
+
+    data = {"name": "P", "code": "p", "actions": {"inference": {"entrypoint": "m:A"}, "api": "m:B"}}
+    up = Upstream.model_validate(data)
+    ours = PluginConfig.from_dict(data)
+    assert {n: str(a.method) for n, a in up.actions.items()} == {n: a.method for n, a in ours.actions.items()}
+    PluginConfig.from_dict({"name": "P", "category": "neural_net"})  # lenient: missing code/data_type pass
+    with pytest.raises(PluginLoadError, match="data_type"):
+        PluginConfig.from_dict({"name": "P", "code": "p", "category": "neural_net"}, strict=True)
+    with pytest.raises(Exception, match="data_type"):
+        Upstream.model_validate({"name": "P", "code": "p", "category": "neural_net", "data_type": "smell"})

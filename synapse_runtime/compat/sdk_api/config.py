@@ -1,16 +1,16 @@
-"""config.yaml as upstream's pydantic model (``synapse_sdk.plugins.config``), with its rules.
+"""config.yaml as upstream's pydantic model (``synapse_sdk.plugins.config``): its API, our one model's rules.
 
-Upstream's rules: ``name`` and ``code`` are required; ``category`` defaults to ``custom``; enum
-fields take only their enum's values; a ``neural_net`` plugin must name its ``data_type``; a
-version that is not ``X.Y.Z`` only warns (FutureWarning).  Unknown keys are ignored.  The image
-build (scripts/plugin-image.sh) checks config.yaml with this model; the runner's own loader
-(plugin.py) stays lenient so existing plugins keep running.
+The rules (``name`` and ``code`` required; ``category`` defaults to ``custom``; enum fields take
+only their enum's values; an action's default ``method`` by its name, upstream's
+``ACTION_DEFAULT_METHODS``; a ``neural_net`` plugin must name its ``data_type``; a version that is
+not ``X.Y.Z`` only warns) are checked by the runtime's one config.yaml model
+(``synapse_runtime.plugin_config``, strict mode) before pydantic builds this object, so the image
+build (scripts/plugin-image.sh) and the runner cannot disagree on a value; the runner reads the
+same model leniently (documented there).  Unknown keys are ignored here, as upstream does.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -18,8 +18,6 @@ from pydantic import BaseModel, Field, model_validator
 from .enums import (
     AnnotationCategory, AnnotationType, DataType, PackageManager, PluginCategory, RunMethod, SmartToolType,
 )
-
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 class ActionConfig(BaseModel):
@@ -73,30 +71,26 @@ class PluginConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _action_names(cls, data: Any) -> Any:
-        """config.yaml names an action by its key; the model wants ``name`` (as upstream's loader fills it)."""
-        if isinstance(data, dict) and isinstance(data.get("actions"), dict):
+    def _one_model_rules(cls, data: Any) -> Any:
+        """Upstream's rules by the one model (strict); actions get their key as ``name`` and their default method."""
+        if not isinstance(data, dict):
+            return data
+        from ...errors import PluginLoadError
+        from ...plugin_config import PluginConfig as OneModel
+
+        try:
+            checked = OneModel.from_dict(data, "config.yaml", strict=True)
+        except PluginLoadError as e:
+            raise ValueError(e.message.removeprefix("config.yaml: ")) from None
+        if isinstance(data.get("actions"), dict):
             actions = {}
             for key, value in data["actions"].items():
                 if isinstance(value, str):
                     value = {"entrypoint": value}
-                actions[key] = {"name": key, **value} if isinstance(value, dict) else value
+                method = checked.actions[str(key)].method
+                actions[key] = {"name": key, **value, "method": method} if isinstance(value, dict) else value
             data = {**data, "actions": actions}
         return data
-
-    @model_validator(mode="after")
-    def _semver_warning(self) -> PluginConfig:
-        if not _SEMVER.match(self.version):
-            warnings.warn(f"Plugin '{self.code}' version '{self.version}' does not follow SemVer (X.Y.Z)",
-                          FutureWarning, stacklevel=2)
-        return self
-
-    @model_validator(mode="after")
-    def _neural_net_needs_data_type(self) -> PluginConfig:
-        if self.category == PluginCategory.NEURAL_NET and self.data_type is None:
-            raise ValueError("data_type is required for neural_net plugins: add 'data_type: image' "
-                             "(or text, video, pcd, audio) to config.yaml")
-        return self
 
 
 __all__ = ["ActionConfig", "PluginConfig", "PluginRequires"]
