@@ -28,7 +28,7 @@ ISVC_SPEC = {"predictor", "explainer", "transformer"}
 PREDICTOR_EXTENSION = {
     "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType", "autoScaling",
     "containerConcurrency", "timeout", "canaryTrafficPercent", "logger", "batcher", "labels", "annotations",
-    "deploymentStrategy", "workerSpec", "storageUris",
+    "deploymentStrategy", "workerSpec", "storageUris", "rollout",
 }
 MODEL_SPECS = {"model", "sklearn", "xgboost", "tensorflow", "pytorch", "triton", "onnx", "huggingface", "pmml",
                "lightgbm", "paddle"}
