@@ -272,14 +272,21 @@ def test_image_is_overridable_with_kustomize_images() -> None:
 
 
 def test_kserve_predictor_runs_the_deployments_pod() -> None:
-    """One pod to maintain: the predictor is the Deployment's pod but for what KServe names or owns."""
-    (_, d_labels, deployment), = serving_pods(_build("serve"))
+    """One pod to maintain: the predictor is the Deployment's pod but for what KServe names or owns, and
+    scales and rolls out as the Deployment and its HPA do."""
+    objs = _build("serve")
+    (_, d_labels, deployment), = serving_pods(objs)
+    d, hpa = _one(objs, "Deployment"), _one(objs, "HorizontalPodAutoscaler")["spec"]
     isvc = _one(_build("serve+kserve"), "InferenceService")
     predictor = copy.deepcopy(isvc["spec"]["predictor"])
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
     assert predictor.pop("labels") == d_labels
-    for key in ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "deploymentStrategy", "annotations"):
-        predictor.pop(key)
+    assert predictor.pop("annotations") == d["spec"]["template"]["metadata"]["annotations"]
+    assert predictor.pop("deploymentStrategy") == d["spec"]["strategy"]
+    assert (predictor.pop("minReplicas"), predictor.pop("maxReplicas")) == (hpa["minReplicas"], hpa["maxReplicas"])
+    (metric,) = hpa["metrics"]
+    assert (predictor.pop("scaleMetric"), predictor.pop("scaleTarget")) == (
+        metric["resource"]["name"], metric["resource"]["target"]["averageUtilization"])
     pod = copy.deepcopy(deployment)
     pod.pop("topologySpreadConstraints")  # KServe's Deployment: spread by the scheduler's defaults
     for c in pod["containers"] + predictor["containers"]:
