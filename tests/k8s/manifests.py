@@ -37,7 +37,12 @@ def _is_component(path: Path) -> bool:
 _ALL_KUSTOMIZATIONS = sorted(DEPLOY.rglob("kustomization.yaml"))
 #: Directories `kubectl kustomize` builds on their own (components only inside an overlay).
 KUSTOMIZATIONS = sorted(p.parent for p in _ALL_KUSTOMIZATIONS if not _is_component(p))
-COMPONENTS = sorted(p.parent for p in _ALL_KUSTOMIZATIONS if _is_component(p))
+#: Online serving (deploy/k8s/serve): its components patch the Deployment and the InferenceService, not Jobs.
+SERVE = DEPLOY / "serve"
+_ALL_COMPONENTS = sorted(p.parent for p in _ALL_KUSTOMIZATIONS if _is_component(p))
+#: The Jobs' components (every one is built over every Job by test_manifests.py).
+COMPONENTS = [c for c in _ALL_COMPONENTS if SERVE not in c.parents]
+SERVE_COMPONENTS = [c for c in _ALL_COMPONENTS if SERVE in c.parents]
 #: Patch files a kustomization names with `path:`, and kustomize configurations: fragments, not manifests.
 PATCH_FILES = {
     (k.parent / p["path"]).resolve()
@@ -118,8 +123,17 @@ def _check_crd(obj: dict, where: str) -> None:
         model_of(rj["template"], "V1JobTemplateSpec", f"{where}.replicatedJobs[{i}].template")
 
 
+#: Serving's custom resources, checked structurally by tests/k8s/serve_crds.py (no CRD schema offline).
+SERVE_CRDS = {("serving.kserve.io/v1beta1", "InferenceService"), ("ray.io/v1", "RayService")}
+
+
 def to_model(obj: dict, where: str = "") -> Any:
     """The object as the client's model (strict); custom resources checked field by field, returned as dicts."""
+    if (obj.get("apiVersion"), obj.get("kind")) in SERVE_CRDS:
+        from .serve_crds import check_crd  # here, not at the top: serve_crds uses model_of from this module
+
+        check_crd(obj, f"{where}:{obj['kind']}")
+        return obj
     if (obj.get("apiVersion"), obj.get("kind")) in CRD_FIELDS:
         _check_crd(obj, f"{where}:{obj['kind']}")
         return obj
