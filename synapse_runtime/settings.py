@@ -113,6 +113,18 @@ class Settings:
     extract_max_files: int
     extract_max_ratio: float
     cache_lock_timeout: float
+    # -- serving (docs/serving.md) --
+    serve_host: str
+    serve_port: int
+    serve_route_prefix: str | None
+    serve_drain: float
+    serve_max_ongoing_requests: int | None
+    serve_max_models: int | None
+    serve_max_body: int
+    serve_metrics_interval: float
+    plugin_release_checksum: str | None
+    plugin_release_code: str | None
+    plugin_run_host: str | None
     # -- the pytest plugin --
     test_image: str
 

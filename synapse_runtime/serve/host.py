@@ -86,10 +86,12 @@ def host_seed(resolved: Any, *, data: dict[str, str], writer: Any, title: str, c
     """Instantiate the BaseInferenceAction once and serve its params model."""
     from ..backend.wiring import connect
     from ..compat.modes import driver_for
+    from ..settings import build
     from .seed import seed_app
 
     driver = driver_for(resolved)
-    client, _ = connect({**data, "SYNAPSE_REPORT_JOB": "0"}, "serve", False, writer, title, resolved.name)
+    settings = build({**data, "SYNAPSE_REPORT_JOB": "0"}, strict=False)  # no job to report: a server is no job
+    client, _ = connect(settings, data, "serve", False, writer, title, resolved.name)
     ctx = driver.context(writer=writer, data=data, job_id=None, client=client, checkpoint=None, output_dir=None)
     action = resolved.target(None, ctx)
 

@@ -153,22 +153,21 @@ def fetch_model_files(ref: ModelRef, *, data: Mapping[str, str], backend_url: st
                       progress: Callable[..., None] | None) -> dict[str, Any]:
     """Metadata plus ``path`` (the extracted archive in the shared cache); blocking, run in a thread."""
     from ..errors import StorageError
+    from ..settings import build
     from ..storage import fetch
 
+    settings = build(data, strict=False)  # the server checked ``data`` strictly at start (exit 2)
     if ref.uri is not None:
-        from .. import knobs
-
         info: dict[str, Any] = {"id": "default", "file": ref.uri}
-        extract = knobs.get("SYNAPSE_CHECKPOINT_EXTRACT", data)
-        sha = knobs.get("SYNAPSE_CHECKPOINT_SHA256", data)
-        result = fetch(ref.uri, extract=extract, sha256=sha, progress=progress)
+        result = fetch(ref.uri, extract=settings.checkpoint_extract, sha256=settings.checkpoint_sha256,
+                       progress=progress, settings=settings)
         return {**info, "path": Path(result.path)}
     info = model_metadata(ref, data=data, backend_url=backend_url)
     uri = info.get("file")
     if not uri:
         raise ModelLoadFailed(f"model {ref.model_id} has no file URL", error_type="ValueError")
     try:
-        result = fetch(str(uri), extract=True, progress=progress)
+        result = fetch(str(uri), extract=True, progress=progress, settings=settings)
     except StorageError as exc:
         raise ModelLoadFailed(f"model {ref.model_id}: {exc.message}", error_type=type(exc).__name__) from exc
     return {**info, "path": Path(result.path)}

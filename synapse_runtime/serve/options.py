@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import knobs
+from ..settings import Settings, build
 from ..errors import ValidationError
 
 #: serve_options keys that mean something here; others are reported as ignored.
@@ -86,9 +86,11 @@ def _positive(options: Mapping[str, Any], key: str, kind: type, default: Any) ->
 
 
 def resolve(serve_options: Mapping[str, Any], data: Mapping[str, str], *, code: str | None, version: str,
-            host: str | None = None, port: int | None = None) -> ServeOptions:
-    """Knobs (CLI flags win) and serve_options -> ServeOptions; ValidationError (exit 2) on a bad value."""
-    knobs.validate(data)
+            host: str | None = None, port: int | None = None, settings: Settings | None = None) -> ServeOptions:
+    """Knobs (CLI flags win) and serve_options -> ServeOptions; ValidationError (exit 2) on a bad value.
+
+    ``settings``: the server's one settings object (built from ``data`` when not given)."""
+    settings = build(data) if settings is None else settings
     batch = None
     if serve_options.get("batch") is not None:
         raw = serve_options["batch"]
@@ -98,23 +100,23 @@ def resolve(serve_options: Mapping[str, Any], data: Mapping[str, str], *, code: 
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
             raise _bad("batch.batch_wait_timeout_s", wait, "a number >= 0 (seconds)")
         batch = BatchOptions(_positive(raw, "max_batch_size", int, 8), float(wait))
-    max_ongoing = knobs.get("SYNAPSE_SERVE_MAX_ONGOING_REQUESTS", data) or _positive(
+    max_ongoing = settings.serve_max_ongoing_requests or _positive(
         serve_options, "max_ongoing_requests", int, DEFAULT_MAX_ONGOING)
-    max_models = knobs.get("SYNAPSE_SERVE_MAX_MODELS", data) or _positive(
+    max_models = settings.serve_max_models or _positive(
         serve_options, "max_num_models_per_replica", int, DEFAULT_MODELS)
-    port = knobs.get("SYNAPSE_SERVE_PORT", data) if port is None else port
+    port = settings.serve_port if port is None else port
     if not 0 <= port <= 65535:
         raise ValidationError(f"port {port} is not a TCP port", details={"variable": "SYNAPSE_SERVE_PORT"},
                               hint="give 0-65535 (0: any free port) in --port or SYNAPSE_SERVE_PORT")
     return ServeOptions(
-        host=host or knobs.get("SYNAPSE_SERVE_HOST", data),
+        host=host or settings.serve_host,
         port=port,
         prefix=route_prefix(code, version, data),
-        drain_s=knobs.get("SYNAPSE_SERVE_DRAIN", data),
+        drain_s=settings.serve_drain,
         max_ongoing=int(max_ongoing),
-        max_body=knobs.get("SYNAPSE_SERVE_MAX_BODY", data),
+        max_body=settings.serve_max_body,
         max_models=int(max_models),
-        metrics_interval=knobs.get("SYNAPSE_SERVE_METRICS_INTERVAL", data),
+        metrics_interval=settings.serve_metrics_interval,
         batch=batch,
         ignored=tuple(sorted(k for k in serve_options if k not in HONOURED)),
         raw=dict(serve_options),

@@ -160,7 +160,7 @@ class Server:
         self.emit("error", error_fields(exc, self.redactor))
 
     async def _main(self) -> int:
-        from .. import knobs
+        from ..settings import build as build_settings
         from ..plugin import load_plugin, resolve_action
         from .context import install_ray_hook
         from .host import host_deployment, host_seed, kind_of
@@ -171,12 +171,13 @@ class Server:
         env = collect_env(self.data)  # env files and ConfigMap/Secret directories, as a run reads them
         self.redactor.add(env.secrets)
         self.data = data = dict(env.data)
-        knobs.validate(data)
+        build_settings(data)  # a bad knob is exit 2 before the plugin is loaded
         plugin = load_plugin(resolve_plugin_dir(self.args.plugin, data).value)
         self.plugin = plugin.config.identifier
         for key, value in plugin.config.env.items():
             data.setdefault(key, str(value))
             os.environ.setdefault(key, str(value))
+        settings = build_settings(data)  # final, with config.yaml's env: below the environment (settings.py)
         name = self.args.action or data.get("SYNAPSE_ACTION") or _only_serving_action(plugin)
         resolved = resolve_action(plugin, name)
         kind = kind_of(resolved.target, resolved.entrypoint)
@@ -184,7 +185,7 @@ class Server:
         serve_options = {**(cfg.actions["deployment"].serve_options if "deployment" in cfg.actions else {}),
                          **(resolved.config.serve_options if resolved.config else {})}
         opts = resolve(serve_options, data, code=cfg.code or cfg.name, version=cfg.version,
-                       host=self.args.host, port=self.args.port)
+                       host=self.args.host, port=self.args.port, settings=settings)
         app_name = f"{cfg.code or cfg.name}@{cfg.version}"
         self.app = app = ServeApp(prefix=opts.prefix, app_name=app_name, max_ongoing=opts.max_ongoing,
                                   max_body=opts.max_body, metrics=self.metrics, on_error=self.on_error)
@@ -210,7 +211,7 @@ class Server:
         reporter = asyncio.ensure_future(self._report(opts.metrics_interval))
         try:
             ray = install_ray_hook()
-            common = dict(title=app_name, capacity=opts.max_models, default_uri=knobs.get("SYNAPSE_CHECKPOINT", data),
+            common = dict(title=app_name, capacity=opts.max_models, default_uri=settings.checkpoint,
                           progress=self.on_progress, on_load=self.on_load, batch=opts.batch, on_batch=self.on_batch)
             if kind == "deployment":
                 hosted = host_deployment(resolved.target, data=data, **common)  # type: ignore[arg-type]
