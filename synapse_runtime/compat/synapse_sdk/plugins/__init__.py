@@ -8,10 +8,8 @@ from synapse_runtime import (
     InferenceContext,
     InferenceProgressCategories,
     NoResult,
-    Orchestrator,
     PluginError,
     RuntimeContext,
-    StepRegistry,
     StepResult,
     ValidationError,
     action,
@@ -20,7 +18,7 @@ from synapse_runtime.compat.sdk_api.config import ActionConfig, PluginConfig
 from synapse_runtime.compat.sdk_api.enums import MetricsCategory, PluginCategory
 from synapse_runtime.compat.sdk_api.results import validate_result
 from synapse_runtime.inprocess import run_plugin
-from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
+from .steps import LoggingStep, Orchestrator, StepRegistry, TimingStep, ValidationStep
 
 __all__ = [
     "ActionConfig", "ActionNotFoundError", "BaseAction", "BaseInferenceAction", "BaseStep", "BaseStepContext",
