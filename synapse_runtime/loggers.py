@@ -118,8 +118,8 @@ class BaseLogger(ABC):
         """Log a named event: upstream's ``log(level, event, data, file=None, step=None)`` or the
         seed's ``log(event, data, file=None)`` (told apart by a level as the first argument)."""
         self._raise_if_finished()
-        if "level" in kwargs or (len(args) >= 2 and is_level(args[0]) and isinstance(args[1], str)
-                                 and (len(args) >= 3 or "data" in kwargs)):
+        if "level" in kwargs or (len(args) >= 2 and isinstance(args[1], str) and (len(args) >= 3 or "data" in kwargs)
+                                 and is_level(args[0])):
             self._log_leveled(*args, **kwargs)
             return
         self._log_event(*args, **kwargs)
