@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from .context import RuntimeContext
 from .errors import ValidationError
+from .log_model import resolve_level
 from .loggers import BaseLogger, LogLevel
 
 P = TypeVar("P")
@@ -120,21 +121,21 @@ class BaseAction(ABC, Generic[P]):
         """Log a named event with its data."""
         self.ctx.log(event, data, file)
 
-    def set_progress(
-        self, current: float, total: float, step: str | None = None, *, category: str | None = None
-    ) -> None:
-        """Report progress; the third argument is the category (upstream's newer ``step``)."""
-        self.ctx.set_progress(current, total, step, category=category)
+    def set_progress(self, current: float, total: float, step: str | None = None, *,
+                     category: str | None = None) -> None:
+        """Report progress; ``step`` names the phase (``category`` is its older name)."""
+        self.ctx.set_progress(current, total, step if step is not None else category)
 
     def set_metrics(self, value: Mapping[str, Any], category: str | None = None, *, step: str | None = None) -> None:
-        """Merge metrics into a non-empty category."""
-        self.ctx.set_metrics(value, category, step=step)
+        """Merge metrics into a non-empty step (``category`` is the same, by its older name)."""
+        self.ctx.set_metrics(value, category if category is not None else step)
 
-    def log_message(
-        self, message: str, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None
-    ) -> None:
-        """A user-facing message."""
-        self.ctx.log_message(message, context, level=level)
+    def log_message(self, message: str, level: LogLevel | str | None = None, *,
+                    context: LogLevel | str | None = None, **kwargs: Any) -> None:
+        """A user-facing message (``context``: upstream's deprecated name for ``level``)."""
+        if context is not None:
+            level = resolve_level(level, context)
+        self.ctx.log_message(message, level, **kwargs)
 
 
 __all__ = ["BaseAction", "NoResult", "validate_params", "validate_result"]

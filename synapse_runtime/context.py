@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .env import PluginEnvironment
+from .log_model import resolve_level
 from .loggers import BaseLogger, LogLevel, MemoryLogger
 
 
@@ -54,31 +55,33 @@ class RuntimeContext:
         else:
             self.logger.log(level, event, data, file)
 
-    def set_progress(
-        self, current: float, total: float, step: str | None = None, *, category: str | None = None
-    ) -> None:
-        """Report progress (``category``, or upstream's newer name ``step``, for a phase)."""
-        self.logger.set_progress(current, total, step, category=category)
+    def set_progress(self, current: float, total: float, step: str | None = None, *,
+                     category: str | None = None) -> None:
+        """Report progress (``step`` for a phase; ``category`` is its older name)."""
+        self.logger.set_progress(current, total, step if step is not None else category)
 
     def set_metrics(self, value: Mapping[str, Any], category: str | None = None, *, step: str | None = None) -> None:
-        """Merge metrics into a category."""
-        self.logger.set_metrics(value, category, step=step)
+        """Merge metrics into a step (``category`` is the same, by its older name)."""
+        self.logger.set_metrics(value, category if category is not None else step)
 
     def log_message(
-        self, message: Any, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None,
+        self, message: Any, level: LogLevel | str | None = None, *, context: LogLevel | str | None = None,
         language: str | None = None, step: str | None = None, **kwargs: Any,
     ) -> None:
-        """A user-facing message (info, warning, danger, success; or a ``LogLevel``).
+        """A user-facing message at ``level`` (a ``LogLevel``, or a plain string; ``context`` is
+        upstream's deprecated name: it warns, and ``level`` wins when both are given).
 
         As upstream: ``message`` may be a ``{language: template}`` dict (picked by ``language``, the
-        context's language, ``SYNAPSE_LANGUAGE``, then ``en``), and ``kwargs`` fill its ``{}``s."""
+        context's language, ``SYNAPSE_LANGUAGE``, then ``en``), and ``kwargs`` fill its ``{}``s; the
+        entry goes to ``logger.log(level, 'message', {'content': ...}, step=step)``."""
+        resolved = resolve_level(level, context)
         if isinstance(message, Mapping):
             lang = language or self.language or self.env.get("SYNAPSE_LANGUAGE") or "en"
             message = message.get(lang) or message.get("en", "")
         text = str(message)
         if kwargs:
             text = text.format(**kwargs)
-        self.logger.log_message(text, context, level=level)
+        self.logger.log(resolved, "message", self.logger._build_message_data(text), step=step)
 
     def log_metric(self, category: str, key: str, value: float | int, **metrics: Any) -> None:
         """A training metric (upstream's ``metric`` event)."""

@@ -3,117 +3,61 @@ events go (the JSON-lines writer, a terminal, or a list in memory for tests).
 
 The validation rules are upstream's (so a plugin that upstream rejects is rejected here too, at
 the same call): progress needs ``total > 0`` and ``0 <= current <= total``; metrics need a mapping
-and a non-empty category, and are *merged* into that category's metrics.
+and a non-empty category, and are *merged* into that category's metrics.  The levels, payloads and
+snapshots themselves are in log_model.py.
 """
 
 from __future__ import annotations
 
-import enum
 import sys
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from numbers import Real
-from typing import Any, NotRequired, TextIO, TypedDict
+from time import monotonic
+from typing import Any, TextIO
 
+from .log_model import (
+    LogLevel,
+    MessageLogData,
+    ProgressData,
+    TypeValueError,
+    as_level,
+    check_progress,
+    is_level,
+    level_text,
+    message_fields,
+    resolve_level,
+    trials_payload,
+)
 
-class LogLevel(str, enum.Enum):
-    """Upstream's message levels (a ``str`` enum: ``LogLevel.INFO == 'info'``)."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    SUCCESS = "success"
-    WARNING = "warning"
-    DANGER = "danger"
-    ERROR = "error"
-    CRITICAL = "critical"
-
-
-#: The contract's four message contexts; the other levels fold into them.
-_CONTEXT_OF = {
-    "debug": "info",
-    "info": "info",
-    "success": "success",
-    "warning": "warning",
-    "danger": "danger",
-    "error": "danger",
-    "critical": "danger",
-}
-
-
-def _level(value: enum.Enum | str | None) -> str:
-    """'info', 'success', ... from a LogLevel (ours or upstream's), a plain string or None."""
-    if value is None:
-        return "info"
-    text = value.value if isinstance(value, enum.Enum) else str(value).lower()
-    if text not in _CONTEXT_OF:
-        raise ValueError(f"unknown message level {value!r}; use one of {', '.join(_CONTEXT_OF)}")
-    return text
-
-
-def trials_payload(data: dict[str, Any] | None, trials: dict[str, Any] | None, base: list[str] | None,
-                   hyperparameters: list[str] | None, metrics: list[str] | None, best_trial: str) -> dict[str, Any]:
-    """Upstream's ``trials`` payload: ``data`` as given, else built from the keyword form."""
-    if data is not None:
-        return data
-    return {"base": base or [], "trials": trials or {}, "hyperparameters": hyperparameters or [],
-            "metrics": metrics or [], "best_trial": best_trial}
-
-
-def _message_fields(content: Any, level: str) -> dict[str, Any]:
-    """A ``message`` event's fields: the UI's context, and the level itself where it says more."""
-    fields: dict[str, Any] = {"message": str(content), "context": _CONTEXT_OF[level]}
-    if level != fields["context"]:
-        fields["level"] = level
-    return fields
-
-
-class _TypeValueError(TypeError, ValueError):
-    """Upstream raises TypeError for a non-mapping; the seed documents say ValueError: both match."""
-
-
-@dataclass
-class ProgressData:
-    """A progress snapshot, as upstream's ``get_progress(step)`` returns it."""
-
-    percent: float
-    time_remaining: float | None = None
-    elapsed_time: float | None = None
-    status: str = "running"
-
-
-class MessageLogData(TypedDict):
-    """The data of a ``message`` or ``debug`` log entry (upstream's shape)."""
-
-    content: str
-    key: NotRequired[str]
-
-
-def _is_level(value: Any) -> bool:
-    if isinstance(value, LogLevel):
-        return True
-    return isinstance(value, str) and value.lower() in _CONTEXT_OF
+# The names compat/real_logger.py takes from here.
+_level = level_text
+_message_fields = message_fields
 
 
 class BaseLogger(ABC):
-    """The logger API plugins call; subclasses implement ``_emit`` (and may coalesce progress).
+    """The logger API plugins call.  Subclasses implement ``_emit`` (where contract events go);
+    upstream-style subclasses may instead override upstream's hooks ``_log_impl``, ``_on_progress``,
+    ``_on_metrics`` and ``_on_finish``, which get what upstream hands them.
 
     Upstream's state model: a current step (``set_step``, set by the orchestrator) that
-    ``set_progress``/``set_metrics``/``log`` fall back to, progress snapshots per step
-    (``get_progress(step).percent``), merged metrics per step (``get_metrics``), and ``finish()``
-    after which logging raises RuntimeError.
+    ``set_progress``/``set_metrics``/``log`` fall back to, progress per step
+    (``get_progress(step)``), merged metrics per step (``get_metrics``), and ``finish()`` after
+    which logging raises RuntimeError.
+
+    Progress is on the hot path (training loops call it per batch): ``set_progress`` checks and
+    stores ``(current, total, elapsed)`` and nothing else; the rounded ``ProgressData`` snapshot is
+    computed when ``get_progress`` asks (or when a subclass overrides ``_on_progress``, which needs it).
     """
 
     def __init__(self) -> None:
         self.metrics: dict[str, dict[str, Any]] = {}
-        self.progress: dict[str | None, tuple[float, float]] = {}
         self.finished = False
         self._is_finished = False
         self._current_step: str | None = None
         self._current_step_order: int | None = None
-        self._snapshots: dict[str, ProgressData] = {}
+        self._progress: dict[str, tuple[float, float, float] | ProgressData] = {}
         self._step_start_times: dict[str, float] = {}
+        self._snapshot_hook = type(self)._on_progress is not BaseLogger._on_progress
 
     @abstractmethod
     def _emit(self, type: str, fields: dict[str, Any]) -> None:
@@ -126,6 +70,34 @@ class BaseLogger(ABC):
     def _raise_if_finished(self) -> None:
         if self._is_finished:
             raise RuntimeError("Cannot log to a finished logger")
+
+    # -- upstream's hooks: the defaults write contract events -----------------------------------
+
+    def _log_impl(self, event: str, data: Any, file: str | None, step: str | None,
+                  level: LogLevel | None = None) -> None:
+        """One log entry (upstream's hook).  A leveled ``message`` with ``content`` is a ``message``
+        event, ``debug``/``dev_event`` a ``dev_event``, anything else an ``event``; the step is not
+        part of the contract's events (docs/compat.md)."""
+        if level is not None and isinstance(data, Mapping):
+            if event == "message" and "content" in data:
+                self._emit("message", message_fields(data["content"], as_level(level).value))
+                return
+            if event in ("debug", "dev_event"):
+                extra = data.get("data") if event == "dev_event" else None
+                self._emit("dev_event", {"message": str(data.get("content", data.get("message", ""))),
+                                         "data": extra if isinstance(extra, Mapping) else None})
+                return
+        self._emit("event", {"event": event, "data": data, "file": None if file is None else str(file)})
+
+    def _on_progress(self, progress: ProgressData, step: str | None) -> None:
+        """Upstream's hook, called with the snapshot only where a subclass overrides it."""
+
+    def _on_metrics(self, step: str, metrics: dict[str, Any]) -> None:
+        """Upstream's hook: a step's merged metrics changed (default: a ``metrics`` event)."""
+        self._emit("metrics", {"category": step, "values": dict(metrics)})
+
+    def _on_finish(self) -> None:
+        """Upstream's hook, called by ``finish()``."""
 
     # -- the current step (upstream's orchestrator sets it) -------------------------------------
 
@@ -146,8 +118,8 @@ class BaseLogger(ABC):
         """Log a named event: upstream's ``log(level, event, data, file=None, step=None)`` or the
         seed's ``log(event, data, file=None)`` (told apart by a level as the first argument)."""
         self._raise_if_finished()
-        if "level" in kwargs or (len(args) >= 2 and _is_level(args[0]) and isinstance(args[1], str)
-                                 and (len(args) >= 3 or "data" in kwargs)):
+        if "level" in kwargs or (len(args) >= 2 and isinstance(args[1], str) and (len(args) >= 3 or "data" in kwargs)
+                                 and is_level(args[0])):
             self._log_leveled(*args, **kwargs)
             return
         self._log_event(*args, **kwargs)
@@ -155,22 +127,14 @@ class BaseLogger(ABC):
     def _log_event(self, event: str, data: Any, file: str | None = None) -> None:
         if not isinstance(event, str) or not event:
             raise ValueError("event must be a non-empty string")
-        self._emit("event", {"event": event, "data": data, "file": None if file is None else str(file)})
+        self._log_impl(event, data, file, self._current_step, None)
 
     def _log_leveled(self, level: Any, event: str, data: Any, file: str | None = None,
                      step: str | None = None) -> None:
-        lvl = _level(level)
+        lvl = as_level(level)
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a dict, got {type(data).__name__}")
-        data = dict(data)
-        if event == "message" and "content" in data:
-            self._emit("message", _message_fields(data["content"], lvl))
-        elif event in ("debug", "dev_event"):
-            extra = data.get("data") if event == "dev_event" else None
-            self._emit("dev_event", {"message": str(data.get("content", data.get("message", ""))),
-                                     "data": extra if isinstance(extra, Mapping) else None})
-        else:
-            self._log_event(event, data, file)
+        self._log_impl(event, dict(data), file, step if step is not None else self._current_step, lvl)
 
     @staticmethod
     def _build_message_data(content: str, key: str | None = None) -> MessageLogData:
@@ -180,47 +144,63 @@ class BaseLogger(ABC):
             data["key"] = key
         return data
 
-    def set_progress(
-        self, current: float, total: float, step: str | None = None, *, category: str | None = None
-    ) -> None:
-        """Progress of the run, or of one phase (``category``; newer upstream calls it ``step``);
-        without either, of the current step."""
-        self._raise_if_finished()
-        cat = category if category is not None else step
-        if cat is None:
-            cat = self._current_step
-        if isinstance(current, bool) or not isinstance(current, Real):
-            raise ValueError(f"current must be a number, got {current!r}")
-        if isinstance(total, bool) or not isinstance(total, Real):
-            raise ValueError(f"total must be a number, got {total!r}")
-        if total <= 0:
-            raise ValueError(f"total must be > 0, got {total}")
-        if not 0 <= current <= total:
-            raise ValueError(f"current must be between 0 and total ({total}), got {current}")
-        if cat is not None and (not isinstance(cat, str) or not cat):
-            raise ValueError("category must be a non-empty string or None")
-        key = cat or "__default__"
-        now = time.monotonic()
-        if key not in self._step_start_times or current == 0:
-            self._step_start_times[key] = now
-        elapsed = now - self._step_start_times[key]
-        remaining = round(elapsed / current * (total - current), 2) if current > 0 else None
-        self._snapshots[key] = ProgressData(round(current / total * 100, 2), remaining, round(elapsed, 2))
-        self.progress[cat] = (current, total)
-        self._emit_progress(current, total, cat)
+    def set_progress(self, current: float, total: float, step: str | None = None, *,
+                     category: str | None = None) -> None:
+        """Progress of the run, or of one step (``step``; older code says ``category``); without
+        either, of the current step."""
+        if self._is_finished:
+            raise RuntimeError("Cannot log to a finished logger")
+        if step is None:
+            step = category if category is not None else self._current_step
+        # Plain ints and floats in range, a plain str step: checked here; anything else (and every
+        # failure) by check_progress, which has the full rules and the messages.
+        tc, tt = current.__class__, total.__class__
+        if ((tc is not int and tc is not float) or (tt is not int and tt is not float) or total <= 0
+                or not 0 <= current <= total or (step is not None and (step.__class__ is not str or not step))):
+            check_progress(current, total, step)
+        key = step or "__default__"
+        now = monotonic()
+        starts = self._step_start_times
+        start = starts.get(key)
+        if start is None or current == 0:
+            starts[key] = start = now
+        self._progress[key] = (current, total, now - start)
+        if self._snapshot_hook:
+            self._on_progress(self.get_progress(step), step)  # type: ignore[arg-type]
+        else:
+            self._emit_progress(current, total, step)
 
     def set_progress_failed(self, step: str | None = None) -> None:
         """Mark a step's progress as failed (a danger message in the event stream)."""
         self._raise_if_finished()
         key = step or "__default__"
         start = self._step_start_times.get(key)
-        elapsed = round(time.monotonic() - start, 2) if start is not None else None
-        self._snapshots[key] = ProgressData(0.0, None, elapsed, status="failed")
-        self._emit("message", {"message": f"step {step or '(run)'} failed", "context": "danger"})
+        elapsed = round(monotonic() - start, 2) if start is not None else None
+        self._progress[key] = snapshot = ProgressData(0.0, None, elapsed, status="failed")
+        if self._snapshot_hook:
+            self._on_progress(snapshot, step)
+        else:
+            self._emit("message", {"message": f"step {step or '(run)'} failed", "context": "danger"})
 
     def get_progress(self, step: str | None = None) -> ProgressData | None:
-        """The latest progress snapshot of ``step`` (None: the run's own)."""
-        return self._snapshots.get(step or "__default__")
+        """The latest progress snapshot of ``step`` (None: the run's own), as upstream rounds it."""
+        key = step or "__default__"
+        state = self._progress.get(key)
+        if state is None or isinstance(state, ProgressData):
+            return state
+        current, total, elapsed = state
+        remaining = round(elapsed / current * (total - current), 2) if current > 0 else None
+        self._progress[key] = snapshot = ProgressData(round(current / total * 100, 2), remaining, round(elapsed, 2))
+        return snapshot
+
+    @property
+    def progress(self) -> dict[str | None, tuple[float, float]]:
+        """``{step: (current, total)}`` of the latest ``set_progress`` per step (None: the run's own)."""
+        out: dict[str | None, tuple[float, float]] = {}
+        for key, state in self._progress.items():
+            if not isinstance(state, ProgressData):
+                out[None if key == "__default__" else key] = (state[0], state[1])
+        return out
 
     def get_progress_record(self, *, time_elapsed: int | None = None) -> dict[str, Any] | None:
         """Upstream's hook for the final ``progress_record``; the runner's reporter builds it."""
@@ -228,17 +208,20 @@ class BaseLogger(ABC):
 
     def set_metrics(self, value: Mapping[str, Any], category: str | None = None, *, step: str | None = None) -> None:
         """Merge ``value`` into the metrics of ``category`` (else the current step) and report them."""
-        self._raise_if_finished()
+        if self._is_finished:
+            raise RuntimeError("Cannot log to a finished logger")
         cat = category if category is not None else step
         if cat is None:
             cat = self._current_step
-        if not isinstance(value, Mapping):
-            raise _TypeValueError(f"metrics must be a mapping, got {type(value).__name__}")
+        if not isinstance(value, dict) and not isinstance(value, Mapping):
+            raise TypeValueError(f"metrics must be a mapping, got {type(value).__name__}")
         if not isinstance(cat, str) or not cat:
             raise ValueError("set_metrics needs a non-empty category (step), or a current step")
-        merged = self.metrics.setdefault(cat, {})
+        merged = self.metrics.get(cat)
+        if merged is None:
+            merged = self.metrics[cat] = {}
         merged.update(value)
-        self._emit("metrics", {"category": cat, "values": dict(merged)})
+        self._on_metrics(cat, merged)
 
     def get_metrics(self, step: str | None = None) -> dict[str, Any]:
         """Copies: one step's merged metrics, or every step's."""
@@ -246,18 +229,16 @@ class BaseLogger(ABC):
             return dict(self.metrics.get(step, {}))
         return {k: dict(v) for k, v in self.metrics.items()}
 
-    def log_message(
-        self, message: str, context: LogLevel | str | None = None, *, level: LogLevel | str | None = None
-    ) -> None:
-        """A user-facing message; ``context`` or ``level`` may be a plain string or a ``LogLevel``."""
+    def log_message(self, message: str, level: LogLevel | str | None = None, *,
+                    context: LogLevel | str | None = None) -> None:
+        """A user-facing message at ``level`` (a ``LogLevel``, or a plain string: our deviation).
+        ``context`` is upstream's deprecated name: it warns, and ``level`` wins when both are given."""
         self._raise_if_finished()
-        lvl = _level(level if level is not None else context)
-        self._emit("message", _message_fields(message, lvl))
+        self.log(resolve_level(level, context), "message", self._build_message_data(str(message)))
 
     def log_dev_event(self, message: str, data: dict[str, Any] | None = None) -> None:
         """A developer-facing event, hidden from end users by default."""
-        self._raise_if_finished()
-        self._emit("dev_event", {"message": str(message), "data": data})
+        self.log(LogLevel.DEBUG, "dev_event", {"message": str(message), "data": data})
 
     def log_event(self, event: str, data: Any, file: str | None = None) -> None:
         """Upstream's legacy name for ``log(event, data, file)``."""
@@ -282,30 +263,32 @@ class BaseLogger(ABC):
         """Transfer progress of a checkpoint or model artifact (a ``download`` event; ours)."""
         self._emit("download", {"uri": uri, "bytes": int(done), "total": total, "cached": bool(cached)})
 
+    # Upstream's convenience methods: a leveled ``message`` (``debug``: a ``debug`` entry) of {'content': ...}.
     def debug(self, message: str) -> None:
-        self.log_dev_event(str(message))
+        self.log(LogLevel.DEBUG, "debug", self._build_message_data(message))
 
     def info(self, message: str) -> None:
-        self.log_message(message, level="info")
+        self.log(LogLevel.INFO, "message", self._build_message_data(message))
 
     def warning(self, message: str) -> None:
-        self.log_message(message, level="warning")
+        self.log(LogLevel.WARNING, "message", self._build_message_data(message))
 
     def error(self, message: str) -> None:
-        self.log_message(message, level="error")
+        self.log(LogLevel.ERROR, "message", self._build_message_data(message))
 
     def critical(self, message: str) -> None:
-        self.log_message(message, level="critical")
+        self.log(LogLevel.CRITICAL, "message", self._build_message_data(message))
 
     def end_log(self) -> None:
         """The plugin's work is complete: a success message, once (the runner writes ``end``)."""
         if not self.finished:
             self.finished = True
-            self.log_message("Plugin run is complete.", level="success")
+            self.log_message("Plugin run is complete.", level=LogLevel.SUCCESS)
 
     def finish(self) -> None:
         """Upstream's end of a logger: no further logging is allowed."""
         self._is_finished = True
+        self._on_finish()
 
 
 class EventLogger(BaseLogger):
@@ -314,12 +297,11 @@ class EventLogger(BaseLogger):
     def __init__(self, writer: Any) -> None:
         super().__init__()
         self.writer = writer
+        # Progress goes straight to the writer, which coalesces it (one call less on the hot path).
+        self._emit_progress = writer.progress  # type: ignore[method-assign]
 
     def _emit(self, type: str, fields: dict[str, Any]) -> None:
         self.writer.emit(type, fields)
-
-    def _emit_progress(self, current: float, total: float, category: str | None) -> None:
-        self.writer.progress(current, total, category)
 
 
 class MemoryLogger(BaseLogger):
@@ -344,7 +326,11 @@ class NoOpLogger(BaseLogger):
 
 
 class ConsoleLogger(BaseLogger):
-    """Human-readable lines on a stream (stderr by default): for scripts and notebooks."""
+    """Human-readable lines on a stream (stderr by default): for scripts and notebooks.
+
+    As upstream's, each log entry is also handed to Python's ``logging`` (logger
+    ``synapse_sdk.loggers``, at the entry's level), so that ``logging`` configuration and pytest's
+    ``caplog`` see them."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
@@ -361,6 +347,15 @@ class ConsoleLogger(BaseLogger):
         self._seq += 1
         stream = self.stream or sys.stderr
         print(PrettyRenderer()(event), file=stream)
+
+    def _log_impl(self, event: str, data: Any, file: str | None, step: str | None,
+                  level: LogLevel | None = None) -> None:
+        super()._log_impl(event, data, file, step, level)
+        import logging
+
+        number = {"debug": logging.DEBUG, "warning": logging.WARNING, "danger": logging.ERROR,
+                  "error": logging.ERROR, "critical": logging.CRITICAL}.get(level_text(level), logging.INFO)
+        logging.getLogger("synapse_sdk.loggers").log(number, f"{event} {data if data else ''}".strip())
 
 
 __all__ = ["BaseLogger", "ConsoleLogger", "EventLogger", "LogLevel", "MemoryLogger", "MessageLogData", "NoOpLogger",

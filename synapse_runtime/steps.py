@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from .errors import Cancelled, ExitCode, PluginError
+from .log_model import LogLevel, resolve_level
 
 C = TypeVar("C", bound="BaseStepContext")
 
@@ -88,12 +89,13 @@ class BaseStepContext:
     def log(self, event: str, data: Any, file: str | None = None, level: Any = None) -> None:
         self.runtime_ctx.log(event, data, file, **({} if level is None else {"level": level}))
 
-    def set_progress(
-        self, current: float, total: float, step: str | None = None, *, category: str | None = None
-    ) -> None:
-        if step is None and category is None:
-            step = self.current_step
-        self.runtime_ctx.set_progress(current, total, step, category=category)
+    def set_progress(self, current: float, total: float, step: str | None = None, *,
+                     category: str | None = None) -> None:
+        """Progress of ``step`` (else the running step), handed on as upstream does:
+        ``runtime_ctx.set_progress(current, total, step)``, so any context with upstream's signature works."""
+        if step is None:
+            step = category if category is not None else self.current_step
+        self.runtime_ctx.set_progress(current, total, step)
 
     def set_metrics(self, value: dict[str, Any], category: str | None = None, *, step: str | None = None) -> None:
         chosen = category if category is not None else step
@@ -103,8 +105,11 @@ class BaseStepContext:
             raise ValueError("step must be provided when not executing within a step (current_step is None)")
         self.runtime_ctx.set_metrics(value, chosen)
 
-    def log_message(self, message: str, context: Any = None, *, level: Any = None, **kwargs: Any) -> None:
-        self.runtime_ctx.log_message(message, context, level=level, **kwargs)
+    def log_message(self, message: str, level: Any = None, *, context: Any = None, **kwargs: Any) -> None:
+        """A user-facing message, tagged with the running step (``context``: upstream's deprecated ``level``)."""
+        if context is not None:
+            level = resolve_level(level, context)
+        self.runtime_ctx.log_message(message, level, step=self.current_step, **kwargs)
 
 
 class BaseStep(ABC, Generic[C]):
@@ -236,9 +241,15 @@ class Orchestrator(Generic[C]):
             setter(name, order)
         else:
             self.context.current_step = name
-        logger = getattr(getattr(self.context, "runtime_ctx", None), "logger", None)
+        logger = self._logger()
         if logger is not None and hasattr(logger, "set_step"):
-            logger.set_step(name, order)
+            if name is None:
+                logger.set_step(None)  # upstream's calls, to the letter: a plugin's logger may record them
+            else:
+                logger.set_step(name, order=order)
+
+    def _logger(self) -> Any:
+        return getattr(getattr(self.context, "runtime_ctx", None), "logger", None)
 
     def execute(self) -> dict[str, Any]:
         executed: list[tuple[BaseStep[C], StepResult]] = []
@@ -306,9 +317,15 @@ class Orchestrator(Generic[C]):
         return {"success": True, "steps_executed": len(executed), "steps_total": len(steps)}
 
     def _step_event(self, step: BaseStep[C], status: str, started: float) -> None:
-        self.context.log(
-            "step", {"name": step.name, "status": status, "duration_s": round(time.monotonic() - started, 3)}
-        )
+        self._record("step", {"name": step.name, "status": status,
+                              "duration_s": round(time.monotonic() - started, 3)})
+
+    def _record(self, event: str, data: dict[str, Any]) -> None:
+        """The runtime's own ``step``/``rollback`` events go to the run's logger, not through the
+        step context's ``log``: they are not the plugin's log calls (upstream makes none)."""
+        logger = self._logger()
+        if logger is not None and hasattr(logger, "log"):
+            logger.log(LogLevel.INFO, event, data)
 
     def _rollback(self, executed: list[tuple[BaseStep[C], StepResult]]) -> None:
         todo = list(reversed(executed))
@@ -316,10 +333,10 @@ class Orchestrator(Generic[C]):
         for step, result in todo:
             try:
                 step.rollback(self.context, result)
-                self.context.log("rollback", {"name": step.name, "status": "done"})
+                self._record("rollback", {"name": step.name, "status": "done"})
             except Exception as exc:  # keep undoing the others
                 self.context.errors.append(f"rollback of {step.name}: {exc}")
-                self.context.log("rollback", {"name": step.name, "status": "failed", "error": str(exc)})
+                self._record("rollback", {"name": step.name, "status": "failed", "error": str(exc)})
 
 
 __all__ = ["BaseStep", "BaseStepContext", "Orchestrator", "StepFailedError", "StepRegistry", "StepResult"]

@@ -66,6 +66,7 @@ class EventWriter:
         self._sec_text = ""
         self._progress: dict[str | None, _ProgressState] = {}
         self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
         self._wake = threading.Event()
         self._broken = False
         self._owner: int | None = None
@@ -160,7 +161,18 @@ class EventWriter:
     # -- progress coalescing ------------------------------------------------------------------
 
     def progress(self, current: float, total: float, category: str | None = None) -> None:
-        """Record progress; writes the first, the last (current == total) and one per interval."""
+        """Record progress; writes the first, the last (current == total) and one per interval.
+
+        The common call (a category already written, not the last, within the interval) only stores
+        the value as pending, without the lock: one attribute store, atomic under the GIL.  The
+        flusher never clears ``pending``; it writes it when it differs from what was written last,
+        so a value stored while it writes is written on its next round, never lost."""
+        state = self._progress.get(category)
+        if state is not None and current < total and self._monotonic() - state.last_emit < self.progress_interval:
+            state.pending = (current, total)
+            if self._flusher is None:
+                self._start_flusher()
+            return
         now = self._monotonic()
         with self._lock:
             if self.closed:
@@ -169,11 +181,10 @@ class EventWriter:
             if state is None:
                 state = self._progress[category] = _ProgressState()
             value = (current, total)
+            state.pending = None
             if value == state.last:
-                state.pending = None
                 return
             if state.last is None or current >= total or now - state.last_emit >= self.progress_interval:
-                state.pending = None
                 self._owner = threading.get_ident()
                 try:
                     self._emit_progress_locked(category, state, value, now)
@@ -186,7 +197,9 @@ class EventWriter:
             self._run_deferred()
 
     def _start_flusher(self) -> None:
-        if self._flusher is None:
+        with self._flusher_lock:
+            if self._flusher is not None:
+                return
             self._flusher = threading.Thread(target=self._flush_loop, name="synapse-progress", daemon=True)
             self._flusher.start()
 
@@ -203,8 +216,8 @@ class EventWriter:
     def _flush_pending_locked(self, force: bool) -> None:
         now = self._monotonic()
         for category, state in self._progress.items():
-            if state.pending is not None and (force or now - state.last_emit >= self.progress_interval):
-                value, state.pending = state.pending, None
+            value = state.pending
+            if value is not None and value != state.last and (force or now - state.last_emit >= self.progress_interval):
                 self._emit_progress_locked(category, state, value, now)
 
     def _flush_loop(self) -> None:

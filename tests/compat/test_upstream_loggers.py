@@ -102,3 +102,73 @@ def test_message_data_shape() -> None:
 
 def test_progress_record_hook_defaults_to_none() -> None:
     assert NoOpLogger().get_progress_record(time_elapsed=3) is None
+
+
+
+def test_progress_snapshot_is_upstreams_rounded_one_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_progress``: percent, elapsed and remaining time rounded to 0.01, elapsed from the step's start
+    (reset by current == 0), as of the last ``set_progress`` (the shim computes it when asked)."""
+    import time
+
+    import synapse_runtime.loggers as ours
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # upstream's logger calls time.monotonic()
+    monkeypatch.setattr(ours, "monotonic", lambda: clock[0])  # ours imported it by name
+    log = NoOpLogger()
+    log.set_progress(0, 3, "s")
+    clock[0] = 101.0
+    log.set_progress(1, 3, "s")
+    clock[0] = 250.0  # asking later changes nothing: the snapshot is of the last call
+    p = log.get_progress("s")
+    assert (p.percent, p.elapsed_time, p.time_remaining, p.status) == (33.33, 1.0, 2.0, "running")
+    assert log.get_progress("s") == p
+    log.set_progress(0, 3, "s")  # a restart resets the step's start
+    assert (log.get_progress("s").elapsed_time, log.get_progress("s").time_remaining) == (0.0, None)
+
+
+def test_subclass_hooks_get_what_upstream_hands_them() -> None:
+    """``_log_impl(event, data, file, step, level)``, ``_on_progress(snapshot, step)``, ``_on_metrics(step, merged)``
+    and ``_on_finish()``: the extension points upstream's own loggers are built on."""
+    seen: list[tuple] = []
+
+    class Recording(NoOpLogger):
+        def _log_impl(self, event, data, file, step, level=None):  # type: ignore[no-untyped-def]
+            seen.append(("log", event, data, file, step, level))
+
+        def _on_progress(self, progress, step):  # type: ignore[no-untyped-def]
+            seen.append(("progress", progress.percent, step))
+
+        def _on_metrics(self, step, metrics):  # type: ignore[no-untyped-def]
+            seen.append(("metrics", step, dict(metrics)))
+
+        def _on_finish(self):  # type: ignore[no-untyped-def]
+            seen.append(("finish",))
+
+    log = Recording()
+    log.set_step("train")
+    log.info("hello")
+    log.debug("dbg")
+    log.log(LogLevel.WARNING, "custom", {"k": 1}, "/f", step="other")
+    log.set_progress(1, 4)
+    log.set_metrics({"loss": 1.0})
+    log.set_metrics({"acc": 0.5})
+    log.finish()
+    assert seen == [
+        ("log", "message", {"content": "hello"}, None, "train", LogLevel.INFO),
+        ("log", "debug", {"content": "dbg"}, None, "train", LogLevel.DEBUG),
+        ("log", "custom", {"k": 1}, "/f", "other", LogLevel.WARNING),
+        ("progress", 25.0, "train"),
+        ("metrics", "train", {"loss": 1.0}),
+        ("metrics", "train", {"loss": 1.0, "acc": 0.5}),
+        ("finish",),
+    ]
+
+
+def test_context_is_deprecated() -> None:
+    """``context=`` is upstream's old name for the level: accepted with a DeprecationWarning (also beside ``level``)."""
+    log = NoOpLogger()
+    with pytest.warns(DeprecationWarning, match="'context' parameter is deprecated"):
+        log.log_message("m", context="warning")
+    with pytest.warns(DeprecationWarning):
+        log.log_message("m", level=LogLevel.ERROR, context="info")

@@ -158,7 +158,6 @@ def test_set_metrics_merges_and_validates() -> None:
     "call,expected",
     [
         (lambda c: c.log_message("m", "success"), ("success", None)),
-        (lambda c: c.log_message("m", context="warning"), ("warning", None)),
         (lambda c: c.log_message("m", "danger"), ("danger", None)),
         (lambda c: c.log_message("m", LogLevel.SUCCESS), ("success", None)),
         (lambda c: c.log_message("m", level=LogLevel.ERROR), ("danger", "error")),
@@ -174,6 +173,20 @@ def test_log_message_accepts_seed_strings_and_upstream_levels(call, expected) ->
     call(c)
     e = c.logger.events[-1]
     assert (e["context"], e.get("level")) == expected
+
+
+def test_context_is_deprecated_and_level_wins() -> None:
+    """Upstream's rule: ``context=`` warns (DeprecationWarning); with both, ``level`` is used."""
+    c = ctx()
+    with pytest.warns(DeprecationWarning, match="'context' parameter is deprecated"):
+        c.log_message("m", context="warning")
+    assert (c.logger.events[-1]["context"], c.logger.events[-1].get("level")) == ("warning", None)
+    with pytest.warns(DeprecationWarning):
+        c.log_message("m", level=LogLevel.ERROR, context="info")
+    assert (c.logger.events[-1]["context"], c.logger.events[-1].get("level")) == ("danger", "error")
+    with pytest.warns(DeprecationWarning):
+        c.logger.log_message("m", context=LogLevel.SUCCESS)
+    assert c.logger.events[-1]["context"] == "success"
 
 
 def test_unknown_message_level_is_rejected() -> None:

@@ -113,6 +113,19 @@ def test_background_flush_writes_a_stalled_update(tmp_path: Path) -> None:
     w.close()
 
 
+def test_a_pending_value_older_than_a_written_one_is_never_written(tmp_path: Path) -> None:
+    """The lock-free fast path leaves a pending value; a later value written directly supersedes it."""
+    w, lines, clock = make(tmp_path, progress_interval=10)
+    w.progress(1, 10)
+    w.progress(5, 10)  # pending (fast path)
+    clock.advance(11)
+    w.progress(6, 10)  # due: written now, and 5 is dropped
+    w.flush_progress()
+    w.progress(7, 10)  # pending
+    w.close()
+    assert [e["current"] for e in lines() if e["type"] == "progress"] == [1, 6, 7]
+
+
 def test_redaction_of_raw_and_json_escaped_secrets(tmp_path: Path) -> None:
     secret = 'pa"ss\\word-123'
     w, lines, _ = make(tmp_path, redactor=Redactor([secret, "tok-abcdef"]))

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from .enums import (
-    AnnotationCategory, AnnotationType, DataType, PackageManager, PluginCategory, RunMethod, SmartToolType,
+    AnnotationCategory, AnnotationTool, AnnotationType, DataType, PackageManager, PluginCategory, RunMethod, SmartToolType,
 )
 
 
@@ -63,6 +63,8 @@ class PluginConfig(BaseModel):
     supported_data_types: list[DataType] = Field(default_factory=list)
     annotation_category: AnnotationCategory | None = None
     annotation_type: AnnotationType | None = None
+    #: Export plugins: the tools they handle, by annotation category (upstream's field).
+    supported_annotation_tools: dict[AnnotationCategory, list[AnnotationTool]] = Field(default_factory=dict)
     smart_tool: SmartToolType | None = None
     requires: PluginRequires | None = None
     dependencies: dict[str, str] = Field(default_factory=dict)

@@ -72,6 +72,26 @@ class AnnotationType(StrEnum):
     LABEL = "label"
 
 
+class AnnotationTool(StrEnum):
+    """The backend's annotation tool names (a project's ``configuration`` keys), not ``AnnotationType``'s
+    smart-tool vocabulary.  Values are persisted keys, hence ``annotationGroup`` and the ``3d_`` names."""
+
+    BOUNDING_BOX = "bounding_box"
+    POLYGON = "polygon"
+    POLYLINE = "polyline"
+    KEYPOINT = "keypoint"
+    SEGMENTATION = "segmentation"
+    RELATION = "relation"
+    CLASSIFICATION = "classification"
+    ANNOTATION_GROUP = "annotationGroup"
+    NAMED_ENTITY = "named_entity"
+    BOUNDING_BOX_3D = "3d_bounding_box"
+    SEGMENTATION_3D = "3d_segmentation"
+    PROMPT = "prompt"
+    ANSWER = "answer"
+    TIME_RANGE = "time_range"
+
+
 class SmartToolType(StrEnum):
     INTERACTIVE = "interactive"
     AUTOMATIC = "automatic"
@@ -86,6 +106,6 @@ ACTION_DEFAULT_METHODS: dict[str, RunMethod] = {
 }
 
 __all__ = [
-    "ACTION_DEFAULT_METHODS", "AnnotationCategory", "AnnotationType", "DataType", "ExecutionMode",
+    "ACTION_DEFAULT_METHODS", "AnnotationCategory", "AnnotationTool", "AnnotationType", "DataType", "ExecutionMode",
     "MetricsCategory", "PackageManager", "PluginCategory", "RunMethod", "SmartToolType",
 ]

@@ -8,10 +8,8 @@ from synapse_runtime import (
     InferenceContext,
     InferenceProgressCategories,
     NoResult,
-    Orchestrator,
     PluginError,
     RuntimeContext,
-    StepRegistry,
     StepResult,
     ValidationError,
     action,
@@ -22,7 +20,7 @@ from synapse_runtime.compat.sdk_api.results import validate_result
 from synapse_runtime.inprocess import run_plugin
 from synapse_runtime.serve.deploy_action import BaseDeploymentAction
 from synapse_runtime.serve.deployment import BaseServeDeployment
-from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
+from .steps import LoggingStep, Orchestrator, StepRegistry, TimingStep, ValidationStep
 
 __all__ = [
     "BaseDeploymentAction", "BaseServeDeployment",

@@ -1,3 +1,3 @@
-from synapse_runtime.loggers import LogLevel
+from .logger import LogEntry, LoggerBackend, LogLevel, MessageLogData, ProgressData
 
-__all__ = ["LogLevel"]
+__all__ = ["LogEntry", "LogLevel", "LoggerBackend", "MessageLogData", "ProgressData"]

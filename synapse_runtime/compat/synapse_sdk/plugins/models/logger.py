@@ -1,3 +1,4 @@
-from synapse_runtime.loggers import LogLevel
+from synapse_runtime.loggers import LogLevel, MessageLogData, ProgressData
+from ...loggers import LogEntry, LoggerBackend
 
-__all__ = ["LogLevel"]
+__all__ = ["LogEntry", "LogLevel", "LoggerBackend", "MessageLogData", "ProgressData"]

@@ -1,5 +1,8 @@
-from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
-from synapse_runtime.steps import BaseStep, BaseStepContext, Orchestrator, StepRegistry, StepResult
+from synapse_runtime.steps import BaseStep, BaseStepContext, StepResult
+
+from .orchestrator import Orchestrator
+from .registry import StepRegistry
+from .utils import LoggingStep, TimingStep, ValidationStep
 
 __all__ = ["BaseStep", "BaseStepContext", "LoggingStep", "Orchestrator", "StepRegistry", "StepResult", "TimingStep",
            "ValidationStep"]

@@ -1,3 +1,5 @@
-from synapse_runtime.step_utils import LoggingStep, TimingStep, ValidationStep
+from .logging import LoggingStep
+from .timing import TimingStep
+from .validation import ValidationStep
 
 __all__ = ["LoggingStep", "TimingStep", "ValidationStep"]
