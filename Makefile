@@ -72,7 +72,7 @@ SDK_VERSION     ?= 2026.2.17
 SDK_VENV        ?= .venv-sdk
 SDK_PYTHON      ?= $(shell p="$$(pyenv prefix 3.12 2>/dev/null | head -n 1)"; \
 	if [ -n "$$p" ] && [ -x "$$p/bin/python" ]; then echo "$$p/bin/python"; else command -v python3.12 || true; fi)
-SDK_TESTS       ?= tests/compat tests/local
+SDK_TESTS       ?= tests/compat tests/local tests/serve
 
 $(SDK_VENV)/.stamp-sdk-$(SDK_VERSION): pyproject.toml
 	@test -n "$(SDK_PYTHON)" || { echo "make test-sdk: needs Python 3.12 (pyenv install 3.12, or set SDK_PYTHON=/path/to/python3.12)" >&2; exit 1; }

@@ -159,10 +159,11 @@ def test_builder_says_what_is_wrong(builder: Any, tmp_path: Path, action: str, m
     assert str(root / "config.yaml") in str(info.value)
 
 
+@pytest.mark.ray
 def test_builder_binds_with_ray_serve_when_installed(builder: Any, tmp_path: Path) -> None:
     """With ray[serve] importable, build() returns a bound application named after the class (what
-    serveConfigV2's deployments[].name refers to), serve_options from the deployment action applied."""
-    pytest.importorskip("ray.serve", reason="ray[serve] is not installed here (the RayService's image has it)")
+    serveConfigV2's deployments[].name refers to), serve_options from the deployment action applied.
+    Deselected where ray[serve] is not installed (tests/k8s/conftest.py); the RayService's image has it."""
     root = _plugin(tmp_path)
     app = builder.build({"plugin_dir": str(root), "action": "inference", "backend_url": "http://backend"})
     deployment = app._bound_deployment

@@ -35,7 +35,7 @@ from .serve_crds import serve_config
 
 RAY_PYTHON = os.environ.get("SYNAPSE_TEST_RAY_PYTHON", "")
 
-pytestmark = pytest.mark.skipif(not RAY_PYTHON, reason="opt-in: SYNAPSE_TEST_RAY_PYTHON names a Python with ray[serve] 2.50 (see the docstring)")
+pytestmark = pytest.mark.ray  # opt-in: deselected unless SYNAPSE_TEST_RAY_PYTHON is set (tests/k8s/conftest.py)
 
 PLUGIN = """\
 from fastapi import FastAPI
