@@ -202,7 +202,9 @@ def test_set_steps_lists_every_step_in_the_first_progress_record(backend):
     reporter.handle(s("start"))
     reporter.set_steps({"initialize": 10, "upload": 90}, {"initialize": 0, "scan": 1, "upload": 2})
     reporter.handle(s.progress(1, 2, "initialize"))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # the first record is sent by the reporter's thread: wait for it, not a fixed time
+    while not any("progress_record" in p for p in backend.patches()) and time.monotonic() < deadline:
+        time.sleep(0.02)
     reporter.handle(s.progress(2, 2, "initialize"))
     reporter.handle(s.progress(1, 2, "upload"))
     run_stream(reporter, [s("end", status="succeeded", exit_code=0)])
