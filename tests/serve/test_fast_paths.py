@@ -8,16 +8,24 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import statistics
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 jwt = pytest.importorskip("jwt")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
 
 from synapse_runtime.serve import models  # noqa: E402
 from synapse_runtime.serve.models import ModelTokenError, ref_from_token  # noqa: E402
 from tests.serve.helpers import BACKEND, token  # noqa: E402
+from tests.serve.test_deployment import start  # noqa: E402
 
 
 @pytest.fixture
@@ -106,3 +114,30 @@ def test_the_cache_is_bounded_least_recently_used_first(decodes: list[str], monk
     ref_from_token(toks[3], BACKEND)
     assert len(decodes) == 8
 
+
+def test_keep_alive_answers_are_not_held_by_delayed_acks(tmp_path: Path) -> None:
+    """Without TCP_NODELAY each answer after the first on a connection waits ~40 ms (Linux delayed ACK)."""
+    srv = start(tmp_path).wait_ready()
+    try:
+        url = urlsplit(srv.base)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        headers = {"content-type": "application/json", "serve_multiplexed_model_id": token(1)}
+        body = json.dumps({"text": "hi"}).encode()
+        times = []
+        sock = None
+        for _ in range(21):
+            t0 = time.perf_counter()
+            conn.request("POST", srv.prefix + "/", body, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            times.append(time.perf_counter() - t0)
+            assert resp.status == 200, data
+            assert resp.getheader("connection", "").lower() != "close"
+            assert json.loads(data) == {"model": "weights-one", "echo": "hi"}
+            sock = sock or conn.sock
+            assert conn.sock is sock and sock is not None, "the connection was not kept alive"
+        conn.close()
+        later = times[1:]  # the first one loads the model
+        assert statistics.median(later) < 0.020, [round(t * 1000, 1) for t in later]
+    finally:
+        srv.kill()
