@@ -18,7 +18,8 @@ A last phase compares ``serve_options.batch`` on and off for a batch-friendly mo
 float32 mat-vec per item; one matmul per batch), one BLAS thread.
 
 Rows named ``+nodelay`` are ours with the one-line fix this bench found applied from outside (no
-TCP_NODELAY on accepted connections, see NODELAY below); the others run the code as it is.
+TCP_NODELAY on accepted connections, see NODELAY below), ``+jwtcache`` adds the second (the model
+token verified once per token, see JWTCACHE); the others run the code as it is.
 
     .venv/bin/python bench/serve.py --duration 5 --sdk-python .venv-sdk/bin/python
     .venv/bin/python bench/serve.py --only ours-shim,uvicorn --concurrency 1,16 --rounds 1 --skip-ray
@@ -180,6 +181,12 @@ BOOT_OURS = "import sys, runpy\nsys.path.append(sys.argv.pop(1))\n{patch}runpy.r
 NODELAY = ("import socket, synapse_runtime.serve.server as s; _b = s._bind\n"
            "def _bind(h, p):\n    sock = _b(h, p); sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1); return sock\n"
            "s._bind = _bind\n")
+# The second suggestion, for synapse_runtime/serve/models.py (ref_from_token), applied from outside for
+# the "+jwtcache" rows: PyJWT verifies the same model token on every request (~18% of the event loop's
+# time here); a small cache keyed by (token, backend URL) does it once per token. These tokens carry no
+# "exp" (upstream signs none); a real cache must still honour one where present.
+JWTCACHE = ("import functools, synapse_runtime.serve.models as m, synapse_runtime.serve.host as h\n"
+            "h.ref_from_token = m.ref_from_token = functools.lru_cache(maxsize=1024)(m.ref_from_token)\n")
 BOOT_UVICORN = ("import sys; sys.path.append(sys.argv[1]); sys.path.insert(0, '.'); import uvicorn; "
                 "uvicorn.run('plain_app:app', host='127.0.0.1', port=int(sys.argv[2]), access_log=False, log_level='warning')")
 
@@ -414,25 +421,25 @@ def load(server: Server, conns: int, duration: float) -> dict[str, float]:
     return {**result, "rss": peak[0]}
 
 
-def ours(name: str, python: str, tag: str, plugin: Path, action: str = "inference", nodelay: bool = False) -> Server:
+def ours(name: str, python: str, tag: str, plugin: Path, action: str = "inference") -> Server:
     port = free_port()
     env = {"PYTHONPATH": str(ROOT), "SYNAPSE_SERVE_PORT": str(port), "SYNAPSE_SERVE_HOST": "127.0.0.1",
            "SYNAPSE_HOST": BACKEND, "SYNAPSE_MODELS_FILE": str(plugin / "models.json"),
            "SYNAPSE_CACHE_DIR": str(WORK / "cache"), "SYNAPSE_JOB_ID": "servebench", "SYNAPSE_GPU_PROBE": "0",
            "SYNAPSE_SERVE_ROUTE_PREFIX": "/", "SYNAPSE_ACTION": action}
-    cmd = [python, "-c", BOOT_OURS.format(patch=NODELAY if nodelay else ""), str(overlay(python, tag)), "serve", "--plugin", str(plugin), "--action", action]
+    patch = (NODELAY if "+nodelay" in name else "") + (JWTCACHE if "+jwtcache" in name else "")
+    cmd = [python, "-c", BOOT_OURS.format(patch=patch), str(overlay(python, tag)), "serve", "--plugin", str(plugin), "--action", action]
     return Server(name, cmd, env, plugin, port, 60)
 
 
 def start(name: str, plugin: Path, sdk_python: str) -> Server:
-    fix = name.endswith("+nodelay")
-    base = name.removesuffix("+nodelay")
+    base = name.split("+")[0]
     if base == "ours-shim":
-        return ours(name, sys.executable, "shim", plugin, nodelay=fix)
+        return ours(name, sys.executable, "shim", plugin)
     if base == "ours-real":
-        return ours(name, sdk_python, "real", plugin, nodelay=fix)
+        return ours(name, sdk_python, "real", plugin)
     if base in ("matvec-off", "matvec-on"):
-        return ours(name, sys.executable, "shim", plugin, "matvec" if base == "matvec-off" else "matvec_batched", fix)
+        return ours(name, sys.executable, "shim", plugin, "matvec" if base == "matvec-off" else "matvec_batched")
     port = free_port()
     if name == "uvicorn":
         cmd = [sys.executable, "-c", BOOT_UVICORN, str(overlay(sys.executable, "shim")), str(port)]
@@ -525,7 +532,8 @@ def report(results: dict[str, Any], concs: list[int]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="ours-shim,ours-real,ours-shim+nodelay,ours-real+nodelay,uvicorn,ray,batch",
-                    help="comma-separated: ours-shim, ours-real (each also +nodelay: the suggested fix applied), "
+                    help="comma-separated: ours-shim, ours-real (each also +nodelay, +nodelay+jwtcache: the suggested "
+                         "fixes applied), "
                          "uvicorn, ray, batch (matvec-off/on, as-is and +nodelay)")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
     ap.add_argument("--concurrency", default="1,4,16,64", help="concurrent clients, comma-separated")
