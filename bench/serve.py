@@ -396,7 +396,7 @@ asyncio.run(main())
 
 
 def httpx_load(url: str, conns: int, duration: float) -> dict[str, float]:
-    deps = overlay(sys.executable, "bench")
+    deps = overlay(sys.executable, "shim")  # the same interpreter as ours-shim and uvicorn
     out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.append({str(deps)!r})\n" + HTTPX_LOAD, url,
                           str(conns), str(duration), json.dumps(BODY), TOKEN], capture_output=True, text=True,
                          check=True, timeout=duration + 60).stdout
