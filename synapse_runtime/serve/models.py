@@ -2,7 +2,8 @@
 
 Upstream's path, kept: the ``serve_multiplexed_model_id`` header is a JWT (HS256) signed with the
 backend URL, carrying ``model`` (the id), ``token`` (the user's) and ``tenant``; it is verified as
-upstream verifies it (``jwt.decode(token, backend_url, algorithms=['HS256'])``). The model's metadata
+upstream verifies it (``jwt.decode(token, backend_url, algorithms=['HS256'])``), once per token and
+backend URL (``verified_tokens``, bounded; an ``exp`` claim still ends it; failures are not kept). The model's metadata
 then comes from the backend (``GET models/{id}/`` with the user's token) or, offline, from
 ``SYNAPSE_MODELS_FILE``; its ``file`` is fetched by the runtime's storage layer, so it is verified and
 lands in the same shared cache as batch jobs' checkpoints, and is extracted there. The plugin's
@@ -19,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -65,8 +68,59 @@ class ModelRef:
     uri: str | None = None  # the default model: a checkpoint URI instead of an id
 
 
+class _VerifiedTokens:
+    """Tokens already verified, keyed by ``(token, backend URL)``: an LRU of ``capacity`` entries.
+
+    Why: a client sends the same model header on every request, and verifying it with PyJWT cost
+    ~18% of the event loop under load (bench/README.md). A hit is only as good as the verification it
+    stands for: an entry carrying an ``exp`` claim is dropped once that time has come, so the token is
+    verified again and rejected as upstream rejects it; a failure is never kept (a token signed later
+    with the right key, or a backend URL set later, must be able to pass).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], tuple[ModelRef, float | None]] = OrderedDict()
+        self._lock = threading.Lock()  # real-package mode may verify from worker threads too
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, backend_url: str) -> ModelRef | None:
+        with self._lock:
+            entry = self._entries.get((token, backend_url))
+            if entry is None:
+                return None
+            ref, expires = entry
+            if expires is not None and time.time() >= expires:
+                del self._entries[(token, backend_url)]
+                return None
+            self._entries.move_to_end((token, backend_url))
+            return ref
+
+    def put(self, token: str, backend_url: str, ref: ModelRef, expires: float | None) -> None:
+        with self._lock:
+            self._entries[(token, backend_url)] = (ref, expires)
+            self._entries.move_to_end((token, backend_url))
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_tokens = _VerifiedTokens()
+
+
 def ref_from_token(token: str, backend_url: str) -> ModelRef:
-    """Verify upstream's model JWT; a 401 ``ModelTokenError`` when it is malformed or not signed with ``backend_url``."""
+    """Verify upstream's model JWT; a 401 ``ModelTokenError`` when it is malformed or not signed with ``backend_url``.
+
+    A token verified before (same backend URL, not expired) is answered from ``verified_tokens``.
+    """
+    cached = verified_tokens.get(token, backend_url)
+    if cached is not None:
+        return cached
     try:
         import jwt
     except ImportError:  # pragma: no cover - PyJWT is in the serve extra
@@ -84,8 +138,11 @@ def ref_from_token(token: str, backend_url: str) -> ModelRef:
     if not isinstance(info, dict) or info.get("model") in (None, ""):
         raise ModelTokenError("the serve_multiplexed_model_id token names no model")
     digest = hashlib.sha256(token.encode()).hexdigest()[:16]
-    return ModelRef(key=f"token:{digest}", model_id=str(info["model"]), user_token=info.get("token") or None,
-                    tenant=info.get("tenant") or None)
+    ref = ModelRef(key=f"token:{digest}", model_id=str(info["model"]), user_token=info.get("token") or None,
+                   tenant=info.get("tenant") or None)
+    exp = info.get("exp")  # PyJWT checked it is a number (and not past) when present
+    verified_tokens.put(token, backend_url, ref, float(exp) if exp is not None else None)
+    return ref
 
 
 def ref_from_id(model_id: Any) -> ModelRef:
@@ -215,5 +272,5 @@ async def call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
 __all__ = [
     "ModelLoadFailed", "ModelNotFound", "ModelRef", "ModelStore", "ModelTokenError", "NoModelGiven",
     "ServeRequestError", "call_maybe_async", "default_ref", "fetch_model_files", "model_metadata",
-    "ref_from_id", "ref_from_token",
+    "ref_from_id", "ref_from_token", "verified_tokens",
 ]
