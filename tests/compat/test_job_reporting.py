@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 
 from synapse_runtime.testing import run_local
 from tests.backend.backend_fake import TOKEN, FakeBackend
+from tests.backend.conftest import backend  # noqa: F401 - the fake backend fixture, shared
 from tests.conftest import check_stream
 from tests.secrets import register
 
@@ -36,15 +36,6 @@ PARAMS = {"files": 8, "delay": 0.25}  # the upload step lasts ~2 s: a progress P
 PROPORTIONS = {"initialize": (4, 0), "upload_files": (56, 2), "generate_data_units": (36, 3), "cleanup": (4, 4)}
 
 
-@pytest.fixture
-def backend() -> Iterator[FakeBackend]:
-    server = FakeBackend()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def _env(backend: FakeBackend, home: Path, job_id: str | None) -> dict[str, str]:

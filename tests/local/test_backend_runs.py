@@ -8,28 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from synapse_runtime.testing import RunResult, parse_events
 from tests.backend.backend_fake import TOKEN, FakeBackend
+from tests.backend.conftest import backend  # noqa: F401 - the fake backend fixture, shared
 from tests.conftest import PLUGINS, check_stream
 from tests.secrets import register
 
 register(TOKEN)
 
 
-@pytest.fixture
-def backend() -> Iterator[FakeBackend]:
-    server = FakeBackend()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def env_for(backend: FakeBackend) -> dict[str, str]:
