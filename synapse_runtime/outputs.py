@@ -150,12 +150,12 @@ def upload_timeout(settings: "Settings", cancelled: bool) -> float:
     return bound
 
 
-_abandoned = threading.Event()
-
-
 def upload_abandoned() -> bool:
-    """An upload ran out of time and its threads still run: the process must end with ``os._exit``."""
-    return _abandoned.is_set()
+    """An upload ran out of time and its threads still run: the process must end with ``os._exit``
+    (the state is signals.py's, which the console entry asks)."""
+    from . import signals
+
+    return signals.threads_abandoned()
 
 
 def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
@@ -176,7 +176,9 @@ def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        _abandoned.set()
+        from . import signals
+
+        signals.abandon_threads()
         raise StorageError(
             f"uploading the output to {uri} did not finish within {timeout:g} s",
             details={"uri": uri, "timeout_s": timeout, "cause": "timeout"},

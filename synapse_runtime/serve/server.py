@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExitCode, PluginError, StorageError, ValidationError
+from .. import signals
 from ..events import EventWriter, secret_values, shapes
 from .asgi import ServeApp
 from .metrics import Metrics
@@ -198,8 +199,7 @@ class Server:
         server = _uvicorn_server(app)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig, server)
+        signals.on_loop(loop, self._on_signal, server)  # signals.py owns the handlers; the drain is ours
         for sig in list(self.args.held_signals or []):
             self._on_signal(sig, server)
         reporter = asyncio.ensure_future(self._report(opts.metrics_interval))
