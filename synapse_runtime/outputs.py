@@ -150,14 +150,6 @@ def upload_timeout(settings: "Settings", cancelled: bool) -> float:
     return bound
 
 
-def upload_abandoned() -> bool:
-    """An upload ran out of time and its threads still run: the process must end with ``os._exit``
-    (the state is signals.py's, which the console entry asks)."""
-    from . import signals
-
-    return signals.threads_abandoned()
-
-
 def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
     """Run ``upload`` for at most ``timeout`` seconds; past it, ``StorageError`` (exit 4).
 
@@ -178,7 +170,7 @@ def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
     if worker.is_alive():
         from . import signals
 
-        signals.abandon_threads()
+        signals.abandon_threads()  # the process must end with os._exit (the console entry asks signals.py)
         raise StorageError(
             f"uploading the output to {uri} did not finish within {timeout:g} s",
             details={"uri": uri, "timeout_s": timeout, "cause": "timeout"},
@@ -236,7 +228,6 @@ __all__ = [
     "prepare_output_dir",
     "result_event",
     "termination_summary",
-    "upload_abandoned",
     "upload_timeout",
     "upload_within",
     "write_atomic",
