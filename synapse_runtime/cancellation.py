@@ -1,21 +1,22 @@
 """SIGTERM and SIGINT become ``Cancelled``, raised in the action's main thread at a safe point.
 
 Kept apart from the runner because the safe point is subtle: during a step rollback the signal is
-held until the rollback ends (steps.defer_cancellation); during an event write it is deferred until
+held until the rollback ends (signals.defer_cancellation); during an event write it is deferred until
 the line is out, and then raised only by the thread that was writing (the main thread: signal
 handlers run there), never by a capture thread, which would die and stop draining the plugin's pipe
 (EventWriter.defer); while the run is finalizing (error, result.json, end) further signals are
-recorded and ignored so the final writes complete.
+recorded and ignored so the final writes complete.  Installing the handler, and the rollback's
+state, belong to signals.py (the one owner of process signals); this module decides what a signal
+means to a run.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from .errors import Cancelled
+from . import signals
 from .events import EventWriter
 
 
@@ -33,9 +34,7 @@ class SignalCanceller:
             st.extra_signals.append(signum)  # rollback or final writes in progress: let them finish
             return
         st.cancelled_by = signum
-        from .steps import defer_cancellation
-
-        if defer_cancellation(signum):
+        if signals.defer_cancellation(signum):
             return  # a step rollback is running: it finishes, then raises Cancelled
         writer = self.writer()
         if writer is not None and writer.writing_in_this_thread():
@@ -50,15 +49,12 @@ class SignalCanceller:
 
     def install(self) -> dict[int, Any]:
         """Become the SIGTERM/SIGINT handler (main thread only); returns the previous handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self) for sig in (signal.SIGTERM, signal.SIGINT)}
+        return signals.install(self)
 
     @staticmethod
     def restore(previous: dict[int, Any]) -> None:
         """Put back the handlers ``install`` replaced."""
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.restore(previous)
 
 
 __all__ = ["SignalCanceller"]

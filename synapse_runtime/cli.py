@@ -149,10 +149,9 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
         return serve(ServeArgs(plugin=ns.plugin, action=ns.action, host=ns.host, port=ns.port,
                                held_signals=held_signals))
     if ns.command != "run" and held_signals is not None:
-        import signal
+        from . import signals
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
+        signals.release_early()
         if held_signals:
             return 128 + held_signals[0]
     if ns.command == "merge":
@@ -192,31 +191,18 @@ def _serves(ns: argparse.Namespace) -> bool:
     return action is not None and action.serves
 
 
-def _hold_early_signals() -> list[int]:
-    """Until the runner installs its handlers, a SIGTERM/SIGINT is remembered, not fatal: a pod deleted
-    while the runtime imports still ends with the contract's events and exit code."""
-    import signal
-
-    held: list[int] = []
-
-    def hold(signum: int, frame: object) -> None:
-        held.append(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, hold)
-    return held
-
-
 def entrypoint() -> None:
-    """Console-script and container entry: exit with the run's code."""
-    held = _hold_early_signals()
+    """Console-script and container entry: exit with the run's code.  Signals are held from the first
+    line (signals.py: a pod deleted while the runtime imports still ends with the contract's events)."""
+    from . import signals
+
+    held = signals.hold_early()
     try:
         code = main(own_process=True, held_signals=held)
     except KeyboardInterrupt:
         code = int(ExitCode.CANCELLED_SIGINT)
     sys.stdout.flush()
-    outputs = sys.modules.get("synapse_runtime.outputs")
-    if outputs is not None and outputs.upload_abandoned():
+    if signals.threads_abandoned():
         # The transfer threads of an upload that ran out of time would hold the interpreter's exit.
         sys.stderr.flush()
         os._exit(code)

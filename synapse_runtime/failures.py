@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Cancelled, PluginError, exit_code_for
-from .events import Redactor
+from .events import Redactor, shapes
 from .jsonable import to_jsonable
 
 
@@ -38,10 +38,10 @@ def _fields(exc: BaseException, redact: Redactor) -> dict[str, Any]:
     code = int(exit_code_for(exc))
     if isinstance(exc, Cancelled):
         name = "SIGINT" if exc.signum == signal.SIGINT else "SIGTERM"
-        return {"code": code, "error_type": "Cancelled", "message": f"run cancelled by {name}", "details": {"signal": name}}
+        return shapes.error(code, "Cancelled", f"run cancelled by {name}", {"signal": name})
     if isinstance(exc, PluginError):
-        fields = {"code": code, "error_type": exc.error_type, "message": exc.message or exc.error_type,
-                  "details": to_jsonable(exc.details), "hint": exc.hint}
+        fields = shapes.error(code, exc.error_type, exc.message or exc.error_type, to_jsonable(exc.details),
+                              hint=exc.hint)
         cause = getattr(exc, "cause", None) or exc.__cause__
         if cause is not None and not isinstance(cause, PluginError):
             fields["traceback"] = redact("".join(traceback.format_exception(cause)))
@@ -50,14 +50,8 @@ def _fields(exc: BaseException, redact: Redactor) -> dict[str, Any]:
     cause = getattr(exc, "cause", None)
     where = _user_frame(cause if cause is not None else exc)
     location = f"{where.filename}:{where.lineno} in {where.name}" if where else None
-    return {
-        "code": code,
-        "error_type": type(exc).__name__,
-        "message": _message(exc),
-        "details": {"location": location},
-        "hint": None,
-        "traceback": redact("".join(traceback.format_exception(exc))),
-    }
+    return shapes.error(code, type(exc).__name__, _message(exc), {"location": location}, hint=None,
+                        traceback=redact("".join(traceback.format_exception(exc))))
 
 
 def _no_space(exc: BaseException) -> bool:

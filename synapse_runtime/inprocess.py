@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .compat.modes import RUNTIME, driver_for
+from .events import shapes
 from .context import RuntimeContext
 from .loggers import MemoryLogger
 from .plugin import load_plugin, resolve_action
@@ -31,8 +32,7 @@ class MemoryWriter:
         self.events.append({"type": type, **fields})
 
     def progress(self, current: float, total: float, category: str | None = None) -> None:
-        percent = round(current * 100.0 / total, 2) if total else 0.0
-        self.emit("progress", {"current": current, "total": total, "percent": percent, "category": category})
+        self.emit("progress", shapes.progress(current, total, category))
 
 
 def run_plugin(

@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
+from .events import shapes
+
 
 class LogLevel(str, enum.Enum):
     """Upstream's message levels (a ``str`` enum: ``LogLevel.INFO == 'info'``)."""
@@ -77,10 +79,8 @@ def is_level(value: Any) -> bool:
 
 def message_fields(content: Any, level: str) -> dict[str, Any]:
     """A ``message`` event's fields: the UI's context, and the level itself where it says more."""
-    fields: dict[str, Any] = {"message": str(content), "context": CONTEXT_OF[level]}
-    if level != fields["context"]:
-        fields["level"] = level
-    return fields
+    context = CONTEXT_OF[level]
+    return shapes.message(str(content), context) if level == context else shapes.message(str(content), context, level=level)
 
 
 def trials_payload(data: dict[str, Any] | None, trials: dict[str, Any] | None, base: list[str] | None,

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from time import monotonic
 from typing import Any, TextIO
 
+from .events import shapes
+from .events.shapes import ProgressSink
 from .log_model import (
     LogLevel,
     MessageLogData,
@@ -64,8 +66,7 @@ class BaseLogger(ABC):
         """Write one event of the contract's ``type`` with its fields."""
 
     def _emit_progress(self, current: float, total: float, category: str | None) -> None:
-        percent = round(current * 100.0 / total, 2)
-        self._emit("progress", {"current": current, "total": total, "percent": percent, "category": category})
+        self._emit("progress", shapes.progress(current, total, category))
 
     def _raise_if_finished(self) -> None:
         if self._is_finished:
@@ -84,17 +85,16 @@ class BaseLogger(ABC):
                 return
             if event in ("debug", "dev_event"):
                 extra = data.get("data") if event == "dev_event" else None
-                self._emit("dev_event", {"message": str(data.get("content", data.get("message", ""))),
-                                         "data": extra if isinstance(extra, Mapping) else None})
+                self._emit("dev_event", shapes.dev_event(str(data.get("content", data.get("message", ""))), extra))
                 return
-        self._emit("event", {"event": event, "data": data, "file": None if file is None else str(file)})
+        self._emit("event", shapes.event(event, data, file))
 
     def _on_progress(self, progress: ProgressData, step: str | None) -> None:
         """Upstream's hook, called with the snapshot only where a subclass overrides it."""
 
     def _on_metrics(self, step: str, metrics: dict[str, Any]) -> None:
         """Upstream's hook: a step's merged metrics changed (default: a ``metrics`` event)."""
-        self._emit("metrics", {"category": step, "values": dict(metrics)})
+        self._emit("metrics", shapes.metrics(step, metrics))
 
     def _on_finish(self) -> None:
         """Upstream's hook, called by ``finish()``."""
@@ -180,7 +180,7 @@ class BaseLogger(ABC):
         if self._snapshot_hook:
             self._on_progress(snapshot, step)
         else:
-            self._emit("message", {"message": f"step {step or '(run)'} failed", "context": "danger"})
+            self._emit("message", shapes.message(f"step {step or '(run)'} failed", "danger"))
 
     def get_progress(self, step: str | None = None) -> ProgressData | None:
         """The latest progress snapshot of ``step`` (None: the run's own), as upstream rounds it."""
@@ -261,7 +261,7 @@ class BaseLogger(ABC):
 
     def log_download(self, uri: str, done: int, total: int | None, cached: bool) -> None:
         """Transfer progress of a checkpoint or model artifact (a ``download`` event; ours)."""
-        self._emit("download", {"uri": uri, "bytes": int(done), "total": total, "cached": bool(cached)})
+        self._emit("download", shapes.download(uri, done, total, cached))
 
     # Upstream's convenience methods: a leveled ``message`` (``debug``: a ``debug`` entry) of {'content': ...}.
     def debug(self, message: str) -> None:
@@ -294,7 +294,7 @@ class BaseLogger(ABC):
 class EventLogger(BaseLogger):
     """Writes contract events through an ``EventWriter`` (the JSON-lines stream)."""
 
-    def __init__(self, writer: Any) -> None:
+    def __init__(self, writer: ProgressSink) -> None:
         super().__init__()
         self.writer = writer
         # Progress goes straight to the writer, which coalesces it (one call less on the hot path).
@@ -338,12 +338,9 @@ class ConsoleLogger(BaseLogger):
         self._seq = 0
 
     def _emit(self, type: str, fields: dict[str, Any]) -> None:
-        import time
-
         from .events.pretty import PrettyRenderer
 
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-        event = {"v": 1, "ts": ts, "seq": self._seq, "type": type, "job_id": None, **fields}
+        event = shapes.envelope(type, self._seq, None, fields)
         self._seq += 1
         stream = self.stream or sys.stderr
         print(PrettyRenderer()(event), file=stream)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError, ValidationError
+from .events import EventSink, shapes
 from .events.redact import Redactor
 from .jsonable import dumps
 
@@ -100,7 +101,7 @@ def result_event(result: Any, output_dir: Path | None, limit: int = RESULT_EVENT
     whole result is (``result_file``): predictions belong in result.json or a JSON-lines file, not on
     one log line.
     """
-    whole = {"result": result}
+    whole = shapes.result(result)
     if len(dumps(whole).encode()) <= limit:
         return whole
     kept: dict[str, Any] = {}
@@ -112,8 +113,8 @@ def result_event(result: Any, output_dir: Path | None, limit: int = RESULT_EVENT
             kept[str(key)] = value
         else:
             omitted[str(key)] = _describe(value, size)
-    event = {"result": kept, "truncated": True, "omitted": omitted,
-             "result_file": str(output_dir / "result.json") if output_dir is not None else None}
+    event = shapes.result(kept, truncated=True, omitted=omitted,
+                          result_file=str(output_dir / "result.json") if output_dir is not None else None)
     while len(dumps(event).encode()) > limit and (kept or len(omitted) > 1):
         if kept:  # many small fields: the largest go first
             key = max(kept, key=lambda k: len(dumps(kept[k])))
@@ -124,7 +125,7 @@ def result_event(result: Any, output_dir: Path | None, limit: int = RESULT_EVENT
     return event
 
 
-def emit_result(writer: Any, result: Any, output_dir: Path | None, reporter: Any = None) -> dict[str, Any]:
+def emit_result(writer: EventSink, result: Any, output_dir: Path | None, reporter: Any = None) -> dict[str, Any]:
     """Emit the ``result`` event (:func:`result_event`). A backend job reporter still gets the whole
     result, redacted as the stream is: the backend's job record has always held all of it."""
     event = result_event(result, output_dir)
@@ -149,14 +150,6 @@ def upload_timeout(settings: "Settings", cancelled: bool) -> float:
     return bound
 
 
-_abandoned = threading.Event()
-
-
-def upload_abandoned() -> bool:
-    """An upload ran out of time and its threads still run: the process must end with ``os._exit``."""
-    return _abandoned.is_set()
-
-
 def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
     """Run ``upload`` for at most ``timeout`` seconds; past it, ``StorageError`` (exit 4).
 
@@ -175,7 +168,9 @@ def upload_within(upload: Callable[[], Any], uri: str, timeout: float) -> None:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        _abandoned.set()
+        from . import signals
+
+        signals.abandon_threads()  # the process must end with os._exit (the console entry asks signals.py)
         raise StorageError(
             f"uploading the output to {uri} did not finish within {timeout:g} s",
             details={"uri": uri, "timeout_s": timeout, "cause": "timeout"},
@@ -233,7 +228,6 @@ __all__ = [
     "prepare_output_dir",
     "result_event",
     "termination_summary",
-    "upload_abandoned",
     "upload_timeout",
     "upload_within",
     "write_atomic",
@@ -242,7 +236,7 @@ __all__ = [
 ]
 
 
-def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Redactor, settings: "Settings",
+def deliver(record: dict[str, Any], output_dir: Path, writer: EventSink, redactor: Redactor, settings: "Settings",
             *, cancelled: bool, upload: bool = True) -> dict[str, Any]:
     """``result.json``, then the upload to ``settings.output_uri`` (bounded); the record as it ends up.
 
@@ -262,8 +256,8 @@ def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Red
     except OSError as e:
         err = {"error_type": "StorageError", "message": f"cannot write {output_dir}/result.json: {e.strerror or e}",
                "details": {"output_dir": str(output_dir)}}
-        writer.emit("error", {"code": int(ExitCode.STORAGE), **err,
-                              "hint": "check free space and permissions of the output volume"})
+        writer.emit("error", shapes.error(ExitCode.STORAGE, err["error_type"], err["message"], err["details"],
+                                          hint="check free space and permissions of the output volume"))
         if record["status"] == "succeeded":
             record.update(status="failed", exit_code=int(ExitCode.STORAGE), error=err)
         return record
@@ -275,7 +269,7 @@ def deliver(record: dict[str, Any], output_dir: Path, writer: Any, redactor: Red
         from .storage import upload_dir
 
         def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
-            writer.emit("download", {"uri": u, "bytes": done, "total": total, "cached": False, "direction": "upload"})
+            writer.emit("upload", shapes.upload(u, done, total, via))
 
         upload_within(lambda: upload_dir(output_dir, uri, progress=progress, settings=settings), uri,
                       upload_timeout(settings, cancelled=cancelled))

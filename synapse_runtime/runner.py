@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import Cancelled, ExitCode, PluginError, ValidationError
-from .events import EventWriter, Redactor, secret_values
+from .events import EventWriter, Redactor, secret_values, shapes
 from .cancellation import SignalCanceller
 from .failures import error_fields
 from .inputs import (
@@ -86,11 +86,6 @@ class _State:
         self.shard: dict[str, Any] | None = None
 
 
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-
-
 def _result_value(value: Any) -> Any:
     """Upstream's result rules: dicts as they are, models dumped, anything else wrapped."""
     if hasattr(value, "model_dump"):
@@ -121,7 +116,7 @@ class Run:
         opts = self.options
         st = self.state
         st.t0 = time.monotonic()
-        st.started_at = _now()
+        st.started_at = shapes.timestamp()
         environ = dict(os.environ if opts.environ is None else opts.environ)
         env_error: BaseException | None = None
         try:
@@ -209,10 +204,9 @@ class Run:
 
         stopped = terminate_descendants(grace=self.settings.child_grace)
         if stopped and self.writer is not None:
-            self.writer.emit("message", {
-                "message": f"stopped {len(stopped)} process(es) the action left running (pids {', '.join(map(str, stopped))})",
-                "context": "warning",
-            })
+            self.writer.emit("message", shapes.message(
+                f"stopped {len(stopped)} process(es) the action left running (pids {', '.join(map(str, stopped))})",
+                "warning"))
 
     def _emit_start(self, env: Environment) -> None:
         from .gpu import detect_gpus
@@ -220,15 +214,8 @@ class Run:
         report = detect_gpus(env.data, probe=self.settings.gpu_probe)
         assert self.writer is not None
         self.state.start_emitted = True
-        self.writer.emit("start", {
-            "plugin": self.state.plugin,
-            "action": self.state.action,
-            "runtime_version": __version__,
-            "python": sys.version.split()[0],
-            "gpus": report.gpus,
-            "device": report.device,
-            "device_note": report.note,
-        })
+        self.writer.emit("start", shapes.start(self.state.plugin, self.state.action, __version__, sys.version.split()[0],
+                                               report.gpus, device=report.device, device_note=report.note))
 
     def _run(self, env: Environment, job: Any) -> None:
         from .plugin import load_plugin, resolve_action
@@ -325,10 +312,7 @@ class Run:
         assert writer is not None
 
         def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
-            fields: dict[str, Any] = {"uri": u, "bytes": done, "total": total, "cached": cached}
-            if via is not None:  # which path served: a fallback from the fast path to boto3 shows
-                fields["via"] = via
-            writer.emit("download", fields)
+            writer.emit("download", shapes.download(u, done, total, cached, via))
 
         settings = self.settings
         result = fetch(uri, extract=settings.checkpoint_extract, sha256=settings.checkpoint_sha256, progress=progress,
@@ -359,7 +343,7 @@ class Run:
             "plugin": st.plugin,
             "action": st.action,
             "started_at": st.started_at,
-            "finished_at": _now(),
+            "finished_at": shapes.timestamp(),
             "duration_s": duration,
             "exit_code": st.exit_code,
         }
@@ -378,8 +362,7 @@ class Run:
             # stdout (where a job controller reads), not a line on stderr after the stream ended.
             self.reporter.handle({"type": "end", "status": record["status"], "exit_code": record["exit_code"]})
             self.reporter.close()
-        writer.close("end", {"status": record["status"], "exit_code": record["exit_code"],
-                             "duration_s": round(time.monotonic() - st.t0, 3)})
+        writer.close("end", shapes.end(record["status"], record["exit_code"], round(time.monotonic() - st.t0, 3)))
 
 
 def run(options: RunOptions | None = None, **kwargs: Any) -> int:

@@ -9,45 +9,21 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from . import signals
 from .errors import Cancelled, ExitCode, PluginError
 from .log_model import LogLevel, resolve_level
 
 C = TypeVar("C", bound="BaseStepContext")
 
 # A rollback runs to its end: a SIGTERM/SIGINT that arrives while one runs (after a step failure,
-# or between steps) is held by the runner's handler (``defer_cancellation``) and raised as
+# or between steps) is held (signals.rollback_guard, the one owner of signal state) and raised as
 # ``Cancelled`` once the rollback is done, instead of interrupting it half-way.
-_rollback_depth = 0
-_held_signal: int | None = None
-
-
-def defer_cancellation(signum: int) -> bool:
-    """For signal handlers: True (and the signal held) when a rollback is running in this process."""
-    global _held_signal
-    if _rollback_depth == 0:
-        return False
-    if _held_signal is None:
-        _held_signal = signum
-    return True
-
-
-@contextmanager
-def _rollback_guard() -> Any:
-    global _rollback_depth, _held_signal
-    _rollback_depth += 1
-    try:
-        yield
-    finally:
-        _rollback_depth -= 1
-        if _rollback_depth == 0 and _held_signal is not None:
-            signum, _held_signal = _held_signal, None
-            raise Cancelled(signum)
+_rollback_guard = signals.rollback_guard
 
 
 @dataclass

@@ -31,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..events import shapes
+
 #: Upstream's ``LogLevel`` values; Python logging level names map onto them.
 _LOGGING_LEVELS = {
     "DEBUG": "debug",
@@ -96,7 +98,7 @@ class ProgressRecord:
         """
         self.touched = True
         if percent is None:
-            percent = round(current * 100 / total, 2) if total else 0.0
+            percent = shapes.percent(current, total)
         if category not in self._starts or current == 0:
             self._starts[category] = t
         remaining = None

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from synapse_runtime.events import EventWriter
+from synapse_runtime.events import EventWriter, shapes
 
 if TYPE_CHECKING:
     from synapse_runtime.settings import Settings
@@ -38,7 +38,7 @@ def connect(settings: "Settings", data: Mapping[str, str], job_id: str, job_id_g
         if writer.closed:  # after `end`: stdout is finished, say it on stderr
             print(f"synapse-runtime: backend: {message}", file=sys.stderr, flush=True)
         else:
-            writer.emit("message", {"message": f"backend: {message}", "context": "warning"})
+            writer.emit("message", shapes.message(f"backend: {message}", "warning"))
 
     if not settings.report_job:
         return client, None

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..events import EventSink, ProgressSink, shapes
 from . import is_shim
 
 RUNTIME = "runtime"
@@ -71,7 +72,7 @@ class RuntimeDriver:
         model = self.resolved.params_model
         return raw if model is None else validate_params(model, raw)
 
-    def context(self, *, writer: Any, data: dict[str, str], job_id: str | None, client: Any,
+    def context(self, *, writer: ProgressSink, data: dict[str, str], job_id: str | None, client: Any,
                 checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None,
                 job_id_given: bool = True, reporter: Any = None) -> Any:
         # Our context keeps the host-name fallback as ``ctx.job_id`` (it names the run in our
@@ -114,7 +115,7 @@ class UpstreamDriver:
         # for the context (built after the checkpoint fetch); a bad params file still exits 2.
         return raw
 
-    def context(self, *, writer: Any, data: dict[str, str], job_id: str | None, client: Any,
+    def context(self, *, writer: ProgressSink, data: dict[str, str], job_id: str | None, client: Any,
                 checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None,
                 job_id_given: bool = True, reporter: Any = None) -> Any:
         """Upstream's ``RuntimeContext`` as its entrypoint builds it.
@@ -174,7 +175,7 @@ class UpstreamDriver:
         return result
 
 
-def _upstream_clients(writer: Any) -> tuple[Any, Any, Any]:
+def _upstream_clients(writer: EventSink) -> tuple[Any, Any, Any]:
     """Upstream's backend clients (v1, v2) and agent client, built from the environment as its
     entrypoint builds them; a failure warns and leaves that client out (as upstream's does)."""
     v1 = v2 = agent = None
@@ -184,13 +185,13 @@ def _upstream_clients(writer: Any) -> tuple[Any, Any, Any]:
         clients = build_runtime_clients()
         v1, v2 = clients.client, clients.v2_client
     except Exception as e:  # noqa: BLE001 - credentials are optional; say why they are missing
-        writer.emit("message", {"message": f"synapse-sdk backend clients not built: {e}", "context": "warning"})
+        writer.emit("message", shapes.message(f"synapse-sdk backend clients not built: {e}", "warning"))
     try:
         from synapse_sdk.utils.agent import create_agent_client
 
         agent = create_agent_client()
     except Exception as e:  # noqa: BLE001
-        writer.emit("message", {"message": f"synapse-sdk agent client not built: {e}", "context": "warning"})
+        writer.emit("message", shapes.message(f"synapse-sdk agent client not built: {e}", "warning"))
     return v1, v2, agent
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 # Plain-string levels are accepted (the one deliberate deviation: upstream raises TypeError on
 # ``log_message(msg, 'success')``; plugins written from the seed documents do exactly that).
+from ..events import ProgressSink, shapes
 from ..loggers import _level as _level_text
 from ..loggers import _message_fields, trials_payload
 
@@ -49,7 +50,7 @@ def event_logger_class() -> type:
     class UpstreamEventLogger(JobLogger):  # type: ignore[misc, valid-type]
         """Upstream's JobLogger whose output is the runtime's event stream."""
 
-        def __init__(self, writer: Any, job_id: str | None = None, on_steps: StepsListener | None = None) -> None:
+        def __init__(self, writer: ProgressSink, job_id: str | None = None, on_steps: StepsListener | None = None) -> None:
             # No client: upstream's sending paths (_enqueue_log, the flusher) are never reached,
             # every hook that would use them is ours below.
             super().__init__(client=None, job_id=job_id or "", background_flush=False)
@@ -78,11 +79,9 @@ def event_logger_class() -> type:
             elif event in ("debug", "dev_event"):
                 text = data.get("content", data.get("message", ""))
                 extra = data.get("data") if event == "dev_event" else None
-                self.writer.emit("dev_event", {"message": str(text), "data": extra if isinstance(extra, Mapping) else None,
-                                               "step": step})
+                self.writer.emit("dev_event", shapes.dev_event(str(text), extra, step, with_step=True))
             else:
-                self.writer.emit("event", {"event": event, "data": data, "file": None if file is None else str(file),
-                                           "step": step})
+                self.writer.emit("event", shapes.event(event, data, file, step, with_step=True))
 
         def set_step_proportions(self, proportions: dict[str, int], orders: dict[str, int] | None = None) -> None:
             """Upstream's rule (refused once progress started), then the reporter hears of it."""
@@ -106,14 +105,15 @@ def event_logger_class() -> type:
                 if self._current_step_order is not None:
                     entry["order"] = self._current_step_order
             if getattr(progress, "status", "running") == "failed":
-                self.writer.emit("message", {**_message_fields(f"step {step or '(run)'} failed", "danger"),
-                                             "step": step})
+                fields = _message_fields(f"step {step or '(run)'} failed", "danger")
+                fields["step"] = step
+                self.writer.emit("message", fields)
                 return
             current, total = self._last_counts
             self.writer.progress(current, total, step)
 
         def _on_metrics(self, step: str, metrics: dict[str, Any]) -> None:
-            self.writer.emit("metrics", {"category": step, "values": dict(metrics)})
+            self.writer.emit("metrics", shapes.metrics(step, metrics))
 
         def _on_finish(self) -> None:
             """Nothing is queued here: every event went to the stream as it happened."""
@@ -147,7 +147,7 @@ def event_logger_class() -> type:
 
         def log_download(self, uri: str, done: int, total: int | None, cached: bool) -> None:
             """Transfer progress (ours, as on the runtime's own loggers)."""
-            self.writer.emit("download", {"uri": uri, "bytes": int(done), "total": total, "cached": bool(cached)})
+            self.writer.emit("download", shapes.download(uri, done, total, cached))
 
     return UpstreamEventLogger
 

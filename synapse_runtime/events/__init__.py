@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .redact import Redactor, is_secret_key, secret_values
-from .writer import SCHEMA_VERSION, EventWriter
+from .shapes import EVENT_TYPES, SCHEMA_VERSION, EventSink, ProgressSink
+from .writer import EventWriter
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-EVENT_TYPES = (
-    "start", "progress", "metrics", "event", "message", "dev_event",
-    "log", "output", "download", "result", "error", "end",
-)
 
-__all__ = ["EVENT_TYPES", "EventWriter", "Redactor", "SCHEMA_PATH", "SCHEMA_VERSION", "is_secret_key", "secret_values"]
+__all__ = ["EVENT_TYPES", "EventSink", "EventWriter", "ProgressSink", "Redactor", "SCHEMA_PATH", "SCHEMA_VERSION",
+           "is_secret_key", "secret_values"]

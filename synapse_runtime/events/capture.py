@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import shapes
+
 Emit = Callable[[str, dict[str, Any]], None]
 _MAX_LINE = 64 * 1024
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
@@ -36,14 +38,8 @@ class EventLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            fields: dict[str, Any] = {
-                "level": _level_name(record.levelno),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-            if record.exc_info:
-                fields["exc_info"] = logging.Formatter().formatException(record.exc_info)
-            self._emit("log", fields)
+            exc_info = logging.Formatter().formatException(record.exc_info) if record.exc_info else None
+            self._emit("log", shapes.log(_level_name(record.levelno), record.name, record.getMessage(), exc_info))
         except Exception:
             self.handleError(record)
 
@@ -79,7 +75,7 @@ class _PipeReader(threading.Thread):
         text = raw.decode("utf-8", "replace")
         if text.endswith("\r"):
             text = text[:-1]
-        self._emit("output", {"stream": self.stream, "text": text})
+        self._emit("output", shapes.output(self.stream, text))
 
 
 class OutputCapture:

@@ -74,8 +74,14 @@ class PrettyRenderer:
         total = e.get("total")
         size = f"{_mib(e['bytes'])}/{_mib(total)}" if total else _mib(e["bytes"])
         how = "cache hit" if e.get("cached") else size
-        verb = "upload" if e.get("direction") == "upload" else "download"
-        return f"  ⇣ {verb} {e['uri']}: {how}"
+        if e.get("direction") == "upload":  # an older stream's upload
+            return f"  ⇡ upload {e['uri']}: {how}"
+        return f"  ⇣ download {e['uri']}: {how}"
+
+    def _upload(self, e: dict[str, Any]) -> str:
+        total = e.get("total")
+        size = f"{_mib(e['bytes'])}/{_mib(total)}" if total else _mib(e["bytes"])
+        return f"  ⇡ upload {e['uri']}: {size}"
 
     def _result(self, e: dict[str, Any]) -> str:
         text = dumps(e.get("result"))

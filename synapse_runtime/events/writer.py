@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonable import dumps_ascii as dumps
+from . import shapes
 from .redact import Redactor
-
-SCHEMA_VERSION = 1
+from .shapes import SCHEMA_VERSION
 Listener = Callable[[dict[str, Any]], None]
 Renderer = Callable[[dict[str, Any]], str | None]
 
@@ -62,6 +62,7 @@ class EventWriter:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._job_json = dumps(job_id)
+        self._head = f'{{"v":{SCHEMA_VERSION},"ts":"'
         self._sec = -1
         self._sec_text = ""
         self._progress: dict[str | None, _ProgressState] = {}
@@ -76,7 +77,8 @@ class EventWriter:
     # -- the one write path -------------------------------------------------------------------
 
     def emit(self, type: str, fields: dict[str, Any]) -> None:
-        """Write one event.  Thread-safe; after ``close`` (the ``end`` event) it drops silently."""
+        """Write one event (``fields`` from a constructor of events/shapes.py).  Thread-safe; after
+        ``close`` (the ``end`` event) it drops silently."""
         body = dumps(fields) if fields else "{}"
         with self._lock:
             if self.closed:
@@ -94,15 +96,14 @@ class EventWriter:
         sec = int(t)
         if sec != self._sec:
             self._sec = sec
-            self._sec_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        ms = min(int((t - sec) * 1000 + 0.0005), 999)
-        ts = f"{self._sec_text}.{ms:03d}Z"
+            self._sec_text = shapes.seconds_text(sec)
+        ts = f"{self._sec_text}.{shapes.millis(t, sec):03d}Z"
         seq = self.seq
         self.seq = seq + 1
         if body == "{}":
-            line = f'{{"v":1,"ts":"{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json}}}\n'
+            line = f'{self._head}{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json}}}\n'
         else:
-            line = f'{{"v":1,"ts":"{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json},{body[1:]}\n'
+            line = f'{self._head}{ts}","seq":{seq},"type":"{type}","job_id":{self._job_json},{body[1:]}\n'
         if self.redact.active:
             line = self.redact.json(line)  # inside string tokens only: the line stays valid JSON
         if self.listeners or self.renderer is not None:
@@ -209,8 +210,7 @@ class EventWriter:
         current, total = value
         state.last = value
         state.last_emit = now
-        percent = round(current * 100.0 / total, 2) if total else 0.0
-        fields = {"current": current, "total": total, "percent": percent, "category": category}
+        fields = shapes.progress(current, total, category)
         self._write_locked("progress", dumps(fields), fields)
 
     def _flush_pending_locked(self, force: bool) -> None:

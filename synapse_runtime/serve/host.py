@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ActionNotFoundError
+from ..events import EventWriter
 from .models import ModelRef, ModelStore, NoModelGiven, call_maybe_async, default_ref, fetch_model_files, ref_from_token
 
 
@@ -80,7 +81,7 @@ def host_deployment(cls: type, *, data: Mapping[str, str], title: str, capacity:
     return Hosted(bind_app(cls, instance, title), store, default)
 
 
-def host_seed(resolved: Any, *, data: dict[str, str], writer: Any, title: str, capacity: int,
+def host_seed(resolved: Any, *, data: dict[str, str], writer: EventWriter, title: str, capacity: int,
               default_uri: str | None, progress: Callable[..., None], on_load: Callable[..., None], batch: Any,
               on_batch: Callable[[int], None]) -> Hosted:
     """Instantiate the BaseInferenceAction once and serve its params model."""

@@ -24,7 +24,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExitCode, PluginError, StorageError, ValidationError
-from ..events import EventWriter, secret_values
+from .. import signals
+from ..events import EventWriter, secret_values, shapes
 from .asgi import ServeApp
 from .metrics import Metrics
 from .redact import ServeRedactor
@@ -94,20 +95,16 @@ class Server:
     def on_error(self, exc: BaseException, status: int, error_type: str, message: str) -> None:
         if status < 500 or not self.errors.allow(error_type):
             return
-        self.emit("error", {"code": int(ExitCode.FAILED), "error_type": error_type,
-                            "message": self.redactor(message), "details": {"status": status},
-                            "traceback": self.redactor("".join(traceback.format_exception(exc)))})
+        self.emit("error", shapes.error(ExitCode.FAILED, error_type, self.redactor(message), {"status": status},
+                                        traceback=self.redactor("".join(traceback.format_exception(exc)))))
 
     def on_progress(self, uri: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
-        fields: dict[str, Any] = {"uri": uri, "bytes": done, "total": total, "cached": cached}
-        if via is not None:
-            fields["via"] = via
-        self.emit("download", fields)
+        self.emit("download", shapes.download(uri, done, total, cached, via))
 
     def on_load(self, ref: Any, seconds: float, error: BaseException | None) -> None:
         if error is None:
             self.metrics.model_loads += 1
-            self.emit("message", {"message": f"model {ref.model_id} loaded in {seconds:.3f} s", "context": "info"})
+            self.emit("message", shapes.message(f"model {ref.model_id} loaded in {seconds:.3f} s", "info"))
         else:
             self.metrics.model_load_failures += 1
             if self.app is None or not self.app.state.ready:
@@ -115,8 +112,8 @@ class Server:
             if not self.errors.allow(getattr(error, "error_type", "ModelLoadFailed")):
                 return
             status = getattr(error, "status", 502)
-            self.emit("error", {"code": int(ExitCode.FAILED), "error_type": getattr(error, "error_type", "ModelLoadFailed"),
-                                "message": self.redactor(str(error)), "details": {"status": status, "model": ref.model_id}})
+            self.emit("error", shapes.error(ExitCode.FAILED, getattr(error, "error_type", "ModelLoadFailed"),
+                                            self.redactor(str(error)), {"status": status, "model": ref.model_id}))
 
     def on_batch(self, size: int) -> None:
         self.metrics.batches += 1
@@ -143,8 +140,7 @@ class Server:
             self._fail(exc)
         finally:
             capture.stop()
-            self.writer.close("end", {"status": status, "exit_code": code,
-                                      "duration_s": round(time.monotonic() - self.t0, 3)})
+            self.writer.close("end", shapes.end(status, code, round(time.monotonic() - self.t0, 3)))
             try:
                 os.close(events_fd)
             except OSError:
@@ -155,8 +151,8 @@ class Server:
         from ..failures import error_fields
 
         if not self.started:  # the contract: `start` first, also when what it names could not be loaded
-            self.emit("start", {"plugin": self.plugin, "action": self.args.action or self.data.get("SYNAPSE_ACTION"),
-                                "runtime_version": __version__, "python": sys.version.split()[0], "gpus": []})
+            self.emit("start", shapes.start(self.plugin, self.args.action or self.data.get("SYNAPSE_ACTION"),
+                                            __version__, sys.version.split()[0], []))
         self.emit("error", error_fields(exc, self.redactor))
 
     async def _main(self) -> int:
@@ -195,17 +191,15 @@ class Server:
 
         gpu = detect_gpus(data)
         self.started = True
-        self.emit("start", {"plugin": cfg.identifier, "action": resolved.name, "runtime_version": __version__,
-                            "python": sys.version.split()[0], "gpus": gpu.gpus, "device": gpu.device,
-                            "address": f"http://{_host_text(address[0])}:{address[1]}",
-                            "routes": {opts.prefix or "/": app_name}, "serve_kind": kind,
-                            "serve_options_ignored": list(opts.ignored)})
+        self.emit("start", shapes.start(cfg.identifier, resolved.name, __version__, sys.version.split()[0], gpu.gpus,
+                                        device=gpu.device, address=f"http://{_host_text(address[0])}:{address[1]}",
+                                        routes={opts.prefix or "/": app_name}, serve_kind=kind,
+                                        serve_options_ignored=list(opts.ignored)))
         self.drain_s = opts.drain_s
         server = _uvicorn_server(app)
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig, server)
+        signals.on_loop(loop, self._on_signal, server)  # signals.py owns the handlers; the drain is ours
         for sig in list(self.args.held_signals or []):
             self._on_signal(sig, server)
         reporter = asyncio.ensure_future(self._report(opts.metrics_interval))
@@ -226,8 +220,8 @@ class Server:
                 except Exception as exc:
                     raise _default_model_error(exc) from exc
             app.state.ready = not app.state.draining
-            self.emit("message", {"message": f"ready: serving {resolved.name} ({kind}, ray: {ray}) at "
-                                             f"{opts.prefix or '/'}", "context": "success"})
+            self.emit("message", shapes.message(f"ready: serving {resolved.name} ({kind}, ray: {ray}) at "
+                                                f"{opts.prefix or '/'}", "success"))
         except BaseException:
             server.should_exit = True
             await serving
@@ -236,7 +230,7 @@ class Server:
         await serving
         reporter.cancel()
         self._write_interval()
-        self.emit("metrics", {"category": "serve_totals", "values": self.metrics.totals()})
+        self.emit("metrics", shapes.metrics("serve_totals", self.metrics.totals()))
         if app.state.cut_short or server.force_exit:
             return 128 + (self.signals[0] if self.signals else signal.SIGTERM)
         return 0
@@ -272,8 +266,8 @@ class Server:
         if len(self.signals) > 1:
             server.force_exit = True  # SIGINT during the drain (Ctrl-C twice): stop now
             return
-        self.emit("message", {"message": f"{signal.Signals(sig).name}: draining {self.metrics.in_flight} "
-                                         "in-flight request(s)", "context": "warning"})
+        self.emit("message", shapes.message(f"{signal.Signals(sig).name}: draining {self.metrics.in_flight} "
+                                            "in-flight request(s)", "warning"))
         self._drainer = asyncio.ensure_future(self._drain(server))
 
     async def _drain(self, server: Any) -> None:
@@ -301,7 +295,7 @@ class Server:
             values["error_events_dropped"] = dropped_errors
         if dropped_output:
             values["output_lines_dropped"] = dropped_output
-        self.emit("metrics", {"category": "serve", "values": values})
+        self.emit("metrics", shapes.metrics("serve", values))
 
 
 def _only_serving_action(plugin: Any) -> str | None:
