@@ -18,7 +18,7 @@ from typing import Any
 from . import shapes
 
 Emit = Callable[[str, dict[str, Any]], None]
-_MAX_LINE = 64 * 1024
+MAX_LINE = _MAX_LINE = 64 * 1024  # longer output lines are split (public: serve/stdout.py splits alike)
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 

@@ -11,6 +11,7 @@ Small modules, one concern each, so the request path reads top to bottom:
 * ``binding.py``   a plugin's FastAPI ``app`` whose routes take ``self``, bound to one deployment instance
 * ``seed.py``      a plain ``BaseInferenceAction`` served with a POST route built from its params model
 * ``metrics.py``   counters and histograms: ``/metrics`` (Prometheus text) and periodic ``metrics`` events
+* ``stdout.py``    ``sys.stdout`` while serving: printed lines as ``output`` events in-process (throttled, no pipe)
 * ``asgi.py``      the outer ASGI app: ``/-/healthz``, ``/-/routes``, ``/metrics``, limits, errors, drain
 * ``server.py``    the command: load, construct, start uvicorn, SIGTERM drain, exit codes
 

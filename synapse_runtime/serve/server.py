@@ -129,6 +129,10 @@ class Server:
         from ..inputs import resolve_job_id
 
         self.writer = EventWriter(events_fd, job_id=resolve_job_id(self.data).value, redactor=self.redactor)
+        from .stdout import LineEmitter
+
+        real_stdout = sys.stdout  # prints become events in-process, throttled before any write (stdout.py)
+        emitter = sys.stdout = LineEmitter("stdout", self._captured, real_stdout)
         code, status = int(ExitCode.FAILED), "failed"
         try:
             code = asyncio.run(self._main())
@@ -139,6 +143,8 @@ class Server:
         except Exception as exc:  # the plugin's constructor or loader raised
             self._fail(exc)
         finally:
+            sys.stdout = real_stdout
+            emitter.close()
             capture.stop()
             self.writer.close("end", shapes.end(status, code, round(time.monotonic() - self.t0, 3)))
             try:
