@@ -16,18 +16,21 @@ from typing import Any
 
 import pytest
 
+from tests.ci import require_module, skip_or_fail  # noqa: E402
+
 from tests.compat import upstream_templates
 from tests.integration.conftest import LABELS
 from tests.serve.helpers import check_events, http, token
 
-pytestmark = [pytest.mark.docker,
-              pytest.mark.skipif(not upstream_templates.available(), reason="upstream's wheel is not in build/upstream")]
+pytestmark = pytest.mark.docker
+if not upstream_templates.available():
+    skip_or_fail("upstream's wheel is not in build/upstream (make upstream-wheel)")
 
 
 def test_image_serves_upstreams_template_by_model_header(docker_client: Any, runtime_image: str,
                                                          tmp_path: Path) -> None:
-    pytest.importorskip("jwt")
-    pytest.importorskip("jinja2")
+    require_module("jwt", "the serve extra and its test deps (pip install -e '.[test]')")
+    require_module("jinja2", "the serve extra and its test deps (pip install -e '.[test]')")
     from tests.serve.test_upstream_template import models, render
 
     plugin = render(tmp_path / "plugin")

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("jwt")
+from tests.ci import require_module  # noqa: E402
+
+require_module("fastapi", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("uvicorn", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("jwt", "the serve extra and its test deps (pip install -e '.[test]')")
 
 from tests.serve.helpers import BACKEND, Serving, http, model_archive, token  # noqa: E402
 

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-jwt = pytest.importorskip("jwt")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from tests.ci import require_module  # noqa: E402
+
+jwt = require_module("jwt", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("fastapi", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("uvicorn", "the serve extra and its test deps (pip install -e '.[test]')")
 
 from synapse_runtime.serve import models  # noqa: E402
 from synapse_runtime.serve.models import ModelTokenError, ref_from_token  # noqa: E402

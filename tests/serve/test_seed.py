@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from tests.ci import require_module  # noqa: E402
+
+require_module("fastapi", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("uvicorn", "the serve extra and its test deps (pip install -e '.[test]')")
 
 from tests.serve.helpers import Serving, model_archive  # noqa: E402
 

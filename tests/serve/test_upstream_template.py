@@ -18,15 +18,17 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-np = pytest.importorskip("numpy")
+from tests.ci import require_module, skip_or_fail  # noqa: E402
+
+require_module("fastapi", "the serve extra and its test deps (pip install -e '.[test]')")
+require_module("uvicorn", "the serve extra and its test deps (pip install -e '.[test]')")
+np = require_module("numpy", "the serve extra and its test deps (pip install -e '.[test]')")
 
 from tests.compat import upstream_templates  # noqa: E402
 from tests.serve.helpers import Serving, token  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not upstream_templates.available(),
-                                reason="upstream's wheel is not in build/upstream (make upstream-wheel)")
+if not upstream_templates.available():
+    skip_or_fail("upstream's wheel is not in build/upstream (make upstream-wheel)")
 
 INPUT = '''    values: list[float]
 '''
