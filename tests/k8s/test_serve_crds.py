@@ -80,21 +80,17 @@ RAYSERVICE_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("mutate,message", [m[1:] for m in ISVC_MISTAKES], ids=[m[0] for m in ISVC_MISTAKES])
-def test_inference_service_check_refuses(mutate: Any, message: str) -> None:
-    isvc = _isvc()
-    to_model(isvc, "as built")
-    broken = copy.deepcopy(isvc)
-    mutate(broken)
-    with pytest.raises(AssertionError, match=message):
-        to_model(broken, "mutated")
+CRD_MISTAKES = [("InferenceService", _isvc, *m) for m in ISVC_MISTAKES] + \
+               [("RayService", _rayservice, *m) for m in RAYSERVICE_MISTAKES]
 
 
-@pytest.mark.parametrize("mutate,message", [m[1:] for m in RAYSERVICE_MISTAKES], ids=[m[0] for m in RAYSERVICE_MISTAKES])
-def test_rayservice_check_refuses(mutate: Any, message: str) -> None:
-    rs = _rayservice()
-    to_model(rs, "as built")
-    broken = copy.deepcopy(rs)
+@pytest.mark.parametrize("build,mutate,message", [m[1:2] + m[3:] for m in CRD_MISTAKES],
+                         ids=[f"{m[0]}: {m[2]}" for m in CRD_MISTAKES])
+def test_crd_check_refuses(build: Any, mutate: Any, message: str) -> None:
+    """The structural check passes each resource as built and refuses each broken copy, naming the mistake."""
+    built = build()
+    to_model(built, "as built")
+    broken = copy.deepcopy(built)
     mutate(broken)
     with pytest.raises(AssertionError, match=message):
         to_model(broken, "mutated")
