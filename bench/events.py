@@ -14,7 +14,7 @@ wall time measures the neighbours; ``--clock wall`` uses ``perf_counter``.
 
 Start-up: a noop ``synapse-runtime run`` (a function action importing nothing heavy) against
 ``python -c pass``, medians of N runs, wall time and the child's CPU time (user + system), and the
-runtime's import share (``import synapse_runtime.cli, synapse_runtime.runner`` alone).
+runtime's import share (``import synapse_runtime.cli, synapse_runtime.contract.runner`` alone).
 
     python bench/events.py [--events 200000] [--rounds 3] [--startup-runs 10] [--sink /dev/null] [--clock cpu|wall]
 """
@@ -193,7 +193,7 @@ def startup(runs: int) -> dict[str, tuple[float, float]]:
 
     cmds = {
         "python -c pass": [sys.executable, "-c", "pass"],
-        "import cli + runner": [sys.executable, "-c", "import synapse_runtime.cli, synapse_runtime.runner"],
+        "import cli + runner": [sys.executable, "-c", "import synapse_runtime.cli, synapse_runtime.contract.runner"],
         "synapse-runtime run (noop)": [sys.executable, "-m", "synapse_runtime", "run", "--plugin", str(plugin),
                                        "--action", "noop", "--output", out],
     }

@@ -8,30 +8,72 @@ container's run, and it is measured (bench/events.py).
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # actions
-    "BaseAction": "base_action", "NoResult": "base_action", "action": "decorators",
-    "BaseInferenceAction": "inference", "InferenceContext": "inference", "InferenceProgressCategories": "inference",
-    "BaseStep": "steps", "BaseStepContext": "steps", "Orchestrator": "steps", "StepRegistry": "steps",
-    "StepResult": "steps",
+    "BaseAction": "actions.base_action", "NoResult": "actions.base_action", "action": "actions.decorators",
+    "BaseInferenceAction": "actions.inference", "InferenceContext": "actions.inference",
+    "InferenceProgressCategories": "actions.inference",
+    "BaseStep": "actions.steps", "BaseStepContext": "actions.steps", "Orchestrator": "actions.steps",
+    "StepRegistry": "actions.steps", "StepResult": "actions.steps",
     "BaseServeDeployment": "serve.deployment", "BaseDeploymentAction": "serve.deploy_action",
     # context
-    "RuntimeContext": "context", "PluginEnvironment": "env",
-    "BaseLogger": "loggers", "ConsoleLogger": "loggers", "EventLogger": "loggers", "LogLevel": "loggers",
-    "MemoryLogger": "loggers",
+    "RuntimeContext": "actions.context", "PluginEnvironment": "actions.env",
+    "BaseLogger": "actions.loggers", "ConsoleLogger": "actions.loggers", "EventLogger": "actions.loggers",
+    "LogLevel": "actions.loggers", "MemoryLogger": "actions.loggers",
     # plugins and runs
-    "ActionConfig": "plugin", "PluginConfig": "plugin", "run": "runner", "RunOptions": "runner",
-    "run_plugin": "inprocess",
+    "ActionConfig": "contract.plugin", "PluginConfig": "contract.plugin", "run": "contract.runner",
+    "RunOptions": "contract.runner", "run_plugin": "contract.inprocess",
     # errors
     "ActionNotFoundError": "errors", "ArchiveError": "errors", "BackendError": "errors", "Cancelled": "errors",
     "ChecksumMismatchError": "errors", "ExecutionError": "errors", "ExitCode": "errors", "ModelLoadError": "errors",
     "PluginError": "errors", "PluginLoadError": "errors", "PluginRunError": "errors", "StorageError": "errors",
     "ValidationError": "errors",
 }
+
+#: Modules that lived flat in ``synapse_runtime/`` before the package showed its two audiences
+#: (``actions/`` for plugin authors, ``contract/`` for the run).  Their old paths stay importable,
+#: as the same module objects, so ``isinstance`` and ``monkeypatch`` agree under either name.
+_MOVED: dict[str, str] = {
+    **{m: "actions" for m in ("base_action", "context", "decorators", "env", "inference", "log_model", "loggers",
+                              "step_utils", "steps", "types")},
+    **{m: "contract" for m in ("cancellation", "children", "failures", "gpu", "inprocess", "inputs", "knobs", "merge",
+                               "outputs", "plugin", "plugin_config", "runner", "settings", "sharding", "signals",
+                               "workdir")},
+}
+
+
+class _MovedModules:
+    """Serves an old flat path (``synapse_runtime.steps``) as the module at its new one.
+
+    Last on ``sys.meta_path``: asked only after the normal finders found nothing, so it costs
+    ordinary imports nothing."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix, _, leaf = fullname.rpartition(".")
+        if prefix != __name__ or leaf not in _MOVED:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, _MovedModules)
+
+    @staticmethod
+    def create_module(spec: Any) -> Any:
+        leaf = spec.name.rpartition(".")[2]
+        return importlib.import_module(f"{__name__}.{_MOVED[leaf]}.{leaf}")
+
+    @staticmethod
+    def exec_module(module: Any) -> None:
+        return None
+
+
+if not any(f is _MovedModules for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules)
 
 
 def __getattr__(name: str) -> Any:
@@ -48,21 +90,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .base_action import BaseAction, NoResult
-    from .context import RuntimeContext
-    from .decorators import action
-    from .env import PluginEnvironment
+    from .actions.base_action import BaseAction, NoResult
+    from .actions.context import RuntimeContext
+    from .actions.decorators import action
+    from .actions.env import PluginEnvironment
     from .errors import (
         ActionNotFoundError, ArchiveError, BackendError, Cancelled, ChecksumMismatchError, ExecutionError,
         ExitCode, ModelLoadError, PluginError, PluginLoadError, PluginRunError, StorageError, ValidationError,
     )
-    from .inference import BaseInferenceAction, InferenceContext, InferenceProgressCategories
-    from .inprocess import run_plugin
-    from .loggers import BaseLogger, ConsoleLogger, EventLogger, LogLevel, MemoryLogger
-    from .plugin import ActionConfig, PluginConfig
-    from .runner import RunOptions, run
+    from .actions.inference import BaseInferenceAction, InferenceContext, InferenceProgressCategories
+    from .contract.inprocess import run_plugin
+    from .actions.loggers import BaseLogger, ConsoleLogger, EventLogger, LogLevel, MemoryLogger
+    from .contract.plugin import ActionConfig, PluginConfig
+    from .contract.runner import RunOptions, run
     from .serve.deploy_action import BaseDeploymentAction
     from .serve.deployment import BaseServeDeployment
-    from .steps import BaseStep, BaseStepContext, Orchestrator, StepRegistry, StepResult
+    from .actions.steps import BaseStep, BaseStepContext, Orchestrator, StepRegistry, StepResult
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -82,8 +82,8 @@ def _schema(ns: argparse.Namespace) -> int:
 
         sys.stdout.write(SCHEMA_PATH.read_text())
         return 0
-    from .inputs import resolve_action_ref, resolve_plugin_dir
-    from .plugin import load_plugin, resolve_action
+    from .contract.inputs import resolve_action_ref, resolve_plugin_dir
+    from .contract.plugin import load_plugin, resolve_action
 
     try:
         name, entrypoint, _ = resolve_action_ref(ns.action, os.environ)
@@ -100,8 +100,8 @@ def _schema(ns: argparse.Namespace) -> int:
 def _list(ns: argparse.Namespace) -> int:
     import json
 
-    from .inputs import resolve_plugin_dir
-    from .plugin import load_plugin
+    from .contract.inputs import resolve_plugin_dir
+    from .contract.plugin import load_plugin
 
     try:
         plugin = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value)
@@ -124,7 +124,7 @@ def _list(ns: argparse.Namespace) -> int:
 def _merge(ns: argparse.Namespace) -> int:
     import json
 
-    from .merge import summary, write_merged
+    from .contract.merge import summary, write_merged
 
     try:
         path = write_merged(ns.source, ns.output or ns.source, key=ns.key, run_id=ns.run_id)
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
         return serve(ServeArgs(plugin=ns.plugin, action=ns.action, host=ns.host, port=ns.port,
                                held_signals=held_signals))
     if ns.command != "run" and held_signals is not None:
-        from . import signals
+        from .contract import signals
 
         signals.release_early()
         if held_signals:
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False, held_s
         return _schema(ns)
     if ns.command == "list":
         return _list(ns)
-    from .runner import RunOptions, run
+    from .contract.runner import RunOptions, run
 
     color = ns.pretty and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     return run(RunOptions(
@@ -177,12 +177,12 @@ def _serves(ns: argparse.Namespace) -> bool:
     name = os.environ.get("SYNAPSE_ACTION", "").strip()
     if ns.action or ns.params or not name:
         return False
-    from .inputs import DEFAULT_PARAMS_FILES, resolve_plugin_dir
+    from .contract.inputs import DEFAULT_PARAMS_FILES, resolve_plugin_dir
 
     if os.environ.get("SYNAPSE_ACTION_PARAMS") or os.environ.get("SYNAPSE_ACTION_PARAMS_FILE") or any(
             os.path.isfile(p) for p in DEFAULT_PARAMS_FILES):
         return False
-    from .plugin import load_plugin
+    from .contract.plugin import load_plugin
 
     try:
         action = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value).config.actions.get(name)
@@ -194,7 +194,7 @@ def _serves(ns: argparse.Namespace) -> bool:
 def entrypoint() -> None:
     """Console-script and container entry: exit with the run's code.  Signals are held from the first
     line (signals.py: a pod deleted while the runtime imports still ends with the contract's events)."""
-    from . import signals
+    from .contract import signals
 
     held = signals.hold_early()
     try:

@@ -131,7 +131,7 @@ def run_container(
     import uuid
 
     if image is None:
-        from .settings import from_process
+        from .contract.settings import from_process
 
         image = from_process(strict=False).test_image  # a bad unrelated knob is the run's to report
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from synapse_runtime.events import EventWriter, shapes
 
 if TYPE_CHECKING:
-    from synapse_runtime.settings import Settings
+    from synapse_runtime.contract.settings import Settings
 
 
 def connect(settings: "Settings", data: Mapping[str, str], job_id: str, job_id_given: bool, writer: EventWriter,

@@ -19,7 +19,7 @@ from ..errors import ExitCode, PluginError
 def check(plugin_dir: Path, import_actions: bool) -> tuple[str, str]:
     """(code, version) of a plugin whose config.yaml passes both loaders; raises PluginError."""
     from ..errors import ValidationError
-    from ..plugin import load_plugin, resolve_action
+    from ..contract.plugin import load_plugin, resolve_action
 
     plugin = load_plugin(plugin_dir)
     import yaml

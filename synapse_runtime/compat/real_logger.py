@@ -31,8 +31,8 @@ from typing import Any
 # Plain-string levels are accepted (the one deliberate deviation: upstream raises TypeError on
 # ``log_message(msg, 'success')``; plugins written from the seed documents do exactly that).
 from ..events import ProgressSink, shapes
-from ..loggers import _level as _level_text
-from ..loggers import _message_fields, trials_payload
+from ..actions.loggers import _level as _level_text
+from ..actions.loggers import _message_fields, trials_payload
 
 #: ``on_steps(proportions, orders)``: where the steps' proportions go (the job reporter).
 StepsListener = Callable[[Mapping[str, Any], Mapping[str, int]], None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base_action import BaseAction, P
+from ..actions.base_action import BaseAction, P
 from ..errors import ActionNotFoundError
 
 _INSTEAD = ("this runtime serves the deployment itself: run the image with SYNAPSE_ACTION set to the serving "
@@ -37,7 +37,7 @@ class BaseDeploymentAction(BaseAction[P]):
     def _config(self) -> Any:
         from pathlib import Path
 
-        from ..plugin import load_plugin
+        from ..contract.plugin import load_plugin
 
         try:
             return load_plugin(Path.cwd()).config

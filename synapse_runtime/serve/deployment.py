@@ -18,7 +18,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..base_action import BaseAction
+from ..actions.base_action import BaseAction
 from . import deferred
 from .context import get_multiplexed_model_id
 

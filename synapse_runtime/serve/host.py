@@ -86,8 +86,8 @@ def host_seed(resolved: Any, *, data: dict[str, str], writer: EventWriter, title
               on_batch: Callable[[int], None]) -> Hosted:
     """Instantiate the BaseInferenceAction once and serve its params model."""
     from ..backend.wiring import connect
-    from ..compat.modes import driver_for
-    from ..settings import build
+    from ..contract.drivers import driver_for
+    from ..contract.settings import build
     from .seed import seed_app
 
     driver = driver_for(resolved)

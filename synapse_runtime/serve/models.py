@@ -210,7 +210,7 @@ def fetch_model_files(ref: ModelRef, *, data: Mapping[str, str], backend_url: st
                       progress: Callable[..., None] | None) -> dict[str, Any]:
     """Metadata plus ``path`` (the extracted archive in the shared cache); blocking, run in a thread."""
     from ..errors import StorageError
-    from ..settings import build
+    from ..contract.settings import build
     from ..storage import fetch
 
     settings = build(data, strict=False)  # the server checked ``data`` strictly at start (exit 2)

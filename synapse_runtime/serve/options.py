@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..settings import Settings, build
+from ..contract.settings import Settings, build
 from ..errors import ValidationError
 
 #: serve_options keys that mean something here; others are reported as ignored.
@@ -65,7 +65,7 @@ def route_prefix(code: str | None, version: str | None, env: Any) -> str:
     if not app_name:
         from pathlib import Path
 
-        from ..plugin import load_plugin
+        from ..contract.plugin import load_plugin
 
         config = load_plugin(Path.cwd()).config
         app_name = f"{config.code or config.name}@{config.version}"

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExitCode, PluginError, StorageError, ValidationError
-from .. import signals
+from ..contract import signals
 from ..events import EventWriter, secret_values, shapes
 from .asgi import ServeApp
 from .metrics import Metrics
@@ -126,7 +126,7 @@ class Server:
 
         capture = OutputCapture(self._captured)
         events_fd = capture.start()
-        from ..inputs import resolve_job_id
+        from ..contract.inputs import resolve_job_id
 
         self.writer = EventWriter(events_fd, job_id=resolve_job_id(self.data).value, redactor=self.redactor)
         from .stdout import LineEmitter
@@ -154,7 +154,7 @@ class Server:
         return code
 
     def _fail(self, exc: BaseException) -> None:
-        from ..failures import error_fields
+        from ..contract.failures import error_fields
 
         if not self.started:  # the contract: `start` first, also when what it names could not be loaded
             self.emit("start", shapes.start(self.plugin, self.args.action or self.data.get("SYNAPSE_ACTION"),
@@ -162,13 +162,13 @@ class Server:
         self.emit("error", error_fields(exc, self.redactor))
 
     async def _main(self) -> int:
-        from ..settings import build as build_settings
-        from ..plugin import load_plugin, resolve_action
+        from ..contract.settings import build as build_settings
+        from ..contract.plugin import load_plugin, resolve_action
         from .context import install_ray_hook
         from .host import host_deployment, host_seed, kind_of
         from .options import resolve
 
-        from ..inputs import collect_env, resolve_plugin_dir
+        from ..contract.inputs import add_plugin_env, collect_env, resolve_plugin_dir
 
         env = collect_env(self.data)  # env files and ConfigMap/Secret directories, as a run reads them
         self.redactor.add(env.secrets)
@@ -176,9 +176,7 @@ class Server:
         build_settings(data)  # a bad knob is exit 2 before the plugin is loaded
         plugin = load_plugin(resolve_plugin_dir(self.args.plugin, data).value)
         self.plugin = plugin.config.identifier
-        for key, value in plugin.config.env.items():
-            data.setdefault(key, str(value))
-            os.environ.setdefault(key, str(value))
+        add_plugin_env(data, plugin.config.env, export=True)  # config.yaml's env:, lowest precedence
         settings = build_settings(data)  # final, with config.yaml's env: below the environment (settings.py)
         name = self.args.action or data.get("SYNAPSE_ACTION") or _only_serving_action(plugin)
         resolved = resolve_action(plugin, name)
@@ -193,7 +191,7 @@ class Server:
                                   max_body=opts.max_body, metrics=self.metrics, on_error=self.on_error)
         sock = _bind(opts.host, opts.port)
         address = sock.getsockname()
-        from ..gpu import detect_gpus
+        from ..contract.gpu import detect_gpus
 
         gpu = detect_gpus(data)
         self.started = True

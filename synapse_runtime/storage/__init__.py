@@ -14,7 +14,7 @@ from .progress import ProgressFn
 from .result import FetchResult
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..contract.settings import Settings
 
 
 

@@ -1,6 +1,6 @@
 """What storage needs from the run's settings, in storage's units (bytes, bytes/s).
 
-The values come from :class:`synapse_runtime.settings.Settings` (the knob table in knobs.py is
+The values come from :class:`synapse_runtime.contract.settings.Settings` (the knob table in knobs.py is
 the only place that states a default; docs/storage.md documents them, and a test holds the docs
 to the table). Nothing here reads the environment: the runner hands its settings down, and the
 public entry points (``fetch``, ``upload_dir``) called outside a run take the process's settings
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..contract.settings import Settings
 
 MiB = 1024 * 1024
 
@@ -49,7 +49,7 @@ class StorageSettings:
     def of(cls, settings: "Settings | None" = None) -> "StorageSettings":
         """Storage's view of ``settings`` (None: the process's settings, read now)."""
         if settings is None:
-            from ..settings import from_process
+            from ..contract.settings import from_process
 
             settings = from_process()
         return cls(

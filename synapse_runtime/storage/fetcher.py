@@ -23,7 +23,7 @@ from .result import FetchResult
 from .uri import ParsedURI, parse, redact
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..contract.settings import Settings
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 

@@ -18,7 +18,7 @@ from .progress import ProgressFn, Throttle
 from .uri import parse
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..contract.settings import Settings
 
 
 def upload_dir(local_dir: str | os.PathLike[str], uri: str, *, progress: ProgressFn | None = None,

@@ -27,7 +27,7 @@ def test_class_action_runs_on_the_modes_classes(run_cli) -> None:
     assert r.exit_code == 0, r.error
     v = r.value
     assert v["top"] == [["hello", 2]] and v["params_type"] == "ProbeParams"
-    assert v["ctx_module"] == ("synapse_sdk.plugins.context" if MODE == "real" else "synapse_runtime.context")
+    assert v["ctx_module"] == ("synapse_sdk.plugins.context" if MODE == "real" else "synapse_runtime.actions.context")
     assert v["logger_is_upstream_base"] is (MODE == "real")
     assert v["progress_percent"] == 100.0 and v["metrics"] == {"words": 4, "unique": 3}
     assert v["has_v2_client_field"] is True
@@ -124,7 +124,7 @@ def test_read_only_plugin_folder_gets_a_per_run_working_dir(monkeypatch, tmp_pat
     """Where the plugin folder cannot be written (the image's read-only root), a fresh directory under
     the temp dir that links the plugin's files; removed afterwards, the caller's cwd restored."""
     from synapse_runtime import workdir
-    from synapse_runtime.inprocess import run_plugin
+    from synapse_runtime.contract.inprocess import run_plugin
 
     monkeypatch.setattr(workdir, "_writable", lambda path: False)  # root can write anywhere: say it cannot
     monkeypatch.setenv("TMPDIR", str(tmp_path))

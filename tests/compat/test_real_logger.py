@@ -15,7 +15,7 @@ pytestmark = pytest.mark.real_sdk
 @pytest.fixture
 def logger():
     from synapse_runtime.compat.real_logger import event_logger_class
-    from synapse_runtime.inprocess import MemoryWriter
+    from synapse_runtime.contract.inprocess import MemoryWriter
 
     writer = MemoryWriter()
     log = event_logger_class()(writer)

@@ -110,7 +110,7 @@ def test_progress_snapshot_is_upstreams_rounded_one_when_asked(monkeypatch: pyte
     (reset by current == 0), as of the last ``set_progress`` (the shim computes it when asked)."""
     import time
 
-    import synapse_runtime.loggers as ours
+    import synapse_runtime.actions.loggers as ours
 
     clock = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # upstream's logger calls time.monotonic()

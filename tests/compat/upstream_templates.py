@@ -16,7 +16,7 @@ PREFIX = "synapse_sdk/plugins/templates/"
 
 
 def _read(rel: str) -> str | None:
-    from synapse_runtime.compat.modes import real_sdk_loaded
+    from synapse_runtime.compat.upstream_driver import real_sdk_loaded
 
     if real_sdk_loaded():
         import synapse_sdk

@@ -113,7 +113,7 @@ def test_upstream_style_plugin_in_both_modes(mode_image: tuple[str, str], run_im
     probe = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="probe", params={"text": "b a b"})
     assert probe.exit_code == 0, probe.error or probe.stderr[-3000:]
     assert probe.value["top"] == [["b", 2], ["a", 1]]
-    assert probe.value["ctx_module"] == ("synapse_sdk.plugins.context" if mode == "real" else "synapse_runtime.context")
+    assert probe.value["ctx_module"] == ("synapse_sdk.plugins.context" if mode == "real" else "synapse_runtime.actions.context")
     failed = run_image(image=image, plugin_dir=UPSTREAM_STYLE, env=env, action="pipeline",
                        params={"numbers": [2], "fail_at": "square"})
     assert failed.exit_code == 1 and "Step 'square' failed" in failed.error["message"]

@@ -47,7 +47,7 @@ def test_an_upstream_style_action_runs_on_the_classes_of_the_mode(run_image: Any
     v = run.value
     assert v["top"] == [["b", 2], ["a", 1]] and v["params_type"] == "ProbeParams"
     real = SDK_MODE == "real"
-    assert v["ctx_module"] == ("synapse_sdk.plugins.context" if real else "synapse_runtime.context")
+    assert v["ctx_module"] == ("synapse_sdk.plugins.context" if real else "synapse_runtime.actions.context")
     assert v["logger_is_upstream_base"] is real
     assert v["progress_percent"] == 100 and v["metrics"] == {"words": 3, "unique": 2}
     assert [m["message"] for m in run.of_type("message")][:2] == ["counting done", "plain-string level"]

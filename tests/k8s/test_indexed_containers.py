@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.merge import merge_results
-from synapse_runtime.sharding import ShardSpec, params_digest, shard_range
+from synapse_runtime.contract.merge import merge_results
+from synapse_runtime.contract.sharding import ShardSpec, params_digest, shard_range
 
 from .podview import IMAGE, PodFactory, docker, docker_available, job_uid, load_manifest
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from synapse_runtime.errors import ValidationError
-from synapse_runtime.merge import merge_results, write_merged
-from synapse_runtime.sharding import ShardSpec, clear_shard_dir, params_digest, run_id_from_env
+from synapse_runtime.contract.merge import merge_results, write_merged
+from synapse_runtime.contract.sharding import ShardSpec, clear_shard_dir, params_digest, run_id_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "plugins"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.outputs import RESULT_EVENT_LIMIT, emit_result, result_event
+from synapse_runtime.contract.outputs import RESULT_EVENT_LIMIT, emit_result, result_event
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE_LIMIT = 16 * 1024

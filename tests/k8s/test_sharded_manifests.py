@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from synapse_runtime.errors import ValidationError
-from synapse_runtime.sharding import ShardSpec, apply_shard, shard_from_env
+from synapse_runtime.contract.sharding import ShardSpec, apply_shard, shard_from_env
 
 from .manifests import DEPLOY, env_of, env_value, expand, jobs_in, kustomize, load_docs, require_kubectl, to_model
 
@@ -61,7 +61,7 @@ def test_rerun_and_merge_point_at_the_indexed_job_output() -> None:
     for name in ("SYNAPSE_PLUGIN_DIR", "SYNAPSE_ACTION", "SYNAPSE_CHECKPOINT", "SYNAPSE_SHARD_KEY", "SYNAPSE_ACTION_PARAMS_FILE"):
         assert env_value(rc, name) == env_value(ic, name), name
     # the placeholders, left unsubstituted, are refused as invalid input (exit 2: FailJob)
-    from synapse_runtime.sharding import run_id_from_env
+    from synapse_runtime.contract.sharding import run_id_from_env
 
     with pytest.raises(ValidationError):
         shard_from_env({e.name: e.value for e in rc.env if e.value is not None})
@@ -91,7 +91,7 @@ def test_rerun_build_substitutes_to_a_valid_job() -> None:
     (c,) = job.spec.template.spec.containers
     assert env_value(c, "SYNAPSE_SHARD_INDEX") == "2"
     assert env_value(c, "SYNAPSE_RUN_ID") == run_id
-    from synapse_runtime.sharding import run_id_from_env
+    from synapse_runtime.contract.sharding import run_id_from_env
 
     assert run_id_from_env({"SYNAPSE_RUN_ID": run_id}) == run_id
 

@@ -1,4 +1,4 @@
-"""synapse_runtime.sharding: shard selection from the environment, the split, and merging shard results."""
+"""synapse_runtime.contract.sharding: shard selection from the environment, the split, and merging shard results."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from synapse_runtime.errors import ExitCode, ValidationError
-from synapse_runtime.merge import merge_results, write_merged
-from synapse_runtime.sharding import (
+from synapse_runtime.contract.merge import merge_results, write_merged
+from synapse_runtime.contract.sharding import (
     ShardSpec,
     apply_shard,
     shard_from_env,
@@ -68,7 +68,7 @@ def test_ranges_tile_balanced_and_deterministic(total: int, count: int) -> None:
 
 def test_ranges_same_in_a_fresh_process() -> None:
     code = (
-        "from synapse_runtime.sharding import ShardSpec, shard_range;"
+        "from synapse_runtime.contract.sharding import ShardSpec, shard_range;"
         "print([(r.start, r.stop) for r in (shard_range(1001, ShardSpec(i, 7)) for i in range(7))])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -339,7 +339,7 @@ def test_unreadable_result(tmp_path: Path) -> None:
 
 
 def test_cheap_to_import() -> None:
-    code = "import sys, synapse_runtime.sharding, synapse_runtime.merge; print(sorted(m for m in ('pydantic', 'yaml', 'boto3', 'numpy') if m in sys.modules))"
+    code = "import sys, synapse_runtime.contract.sharding, synapse_runtime.contract.merge; print(sorted(m for m in ('pydantic', 'yaml', 'boto3', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"sharding pulled in {out.strip()}"
 

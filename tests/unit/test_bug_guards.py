@@ -16,14 +16,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from synapse_runtime.cancellation import SignalCanceller
-from synapse_runtime.env import read_dotenv
+from synapse_runtime.contract.cancellation import SignalCanceller
+from synapse_runtime.actions.env import read_dotenv
 from synapse_runtime.errors import Cancelled, ValidationError
 from synapse_runtime.events import EventWriter, Redactor
 from synapse_runtime.events.redact import is_secret_key, secret_values
-from synapse_runtime.inputs import resolve_params
-from synapse_runtime.merge import merge_results
-from synapse_runtime.sharding import ShardSpec
+from synapse_runtime.contract.inputs import resolve_params
+from synapse_runtime.contract.merge import merge_results
+from synapse_runtime.contract.sharding import ShardSpec
 
 # -- merge.py ----------------------------------------------------------------------------------------
 

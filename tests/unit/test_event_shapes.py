@@ -81,7 +81,7 @@ def test_events_are_built_by_shapes_only() -> None:
 def test_signals_have_one_owner() -> None:
     handlers = re.compile(r"signal\.signal\(|add_signal_handler\(")
     found = [name for name, text in _sources() if handlers.search(text)]
-    assert found == ["signals.py"], found
+    assert found == ["contract/signals.py"], found
     peeking = [name for name, text in _sources() if re.search(r"sys\.modules(\.get)?[\[(]\s*[\"']synapse_runtime", text)]
     assert not peeking, peeking
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from synapse_runtime.env import read_dotenv
+from synapse_runtime.actions.env import read_dotenv
 from synapse_runtime.errors import ExitCode, ValidationError
 from synapse_runtime.events import EventWriter, Redactor
-from synapse_runtime.inputs import parse_params
+from synapse_runtime.contract.inputs import parse_params
 
 # -- item 2: redaction that knows JSON -----------------------------------------------------------
 
@@ -56,7 +56,7 @@ def test_writer_keeps_lines_valid_json_with_a_null_secret(tmp_path: Path) -> Non
 
 
 def test_result_json_stays_valid_with_a_null_secret(tmp_path: Path) -> None:
-    from synapse_runtime.outputs import write_result
+    from synapse_runtime.contract.outputs import write_result
 
     write_result(tmp_path, {"status": "succeeded", "error": None, "result": {"result": None}}, Redactor(["null"]))
     assert json.loads((tmp_path / "result.json").read_text())["error"] is None

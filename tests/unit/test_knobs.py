@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from synapse_runtime import knobs
-from synapse_runtime.settings import Settings, attribute
-from synapse_runtime.env import PluginEnvironment
+from synapse_runtime.contract.settings import Settings, attribute
+from synapse_runtime.actions.env import PluginEnvironment
 from synapse_runtime.errors import ExitCode, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def _names_in(paths: list[Path]) -> dict[str, set[str]]:
 
 def _code_files() -> list[Path]:
     """The package's code, less the table and the settings object built from it (both name every knob)."""
-    skip = {ROOT / "synapse_runtime" / "knobs.py", ROOT / "synapse_runtime" / "settings.py"}
+    skip = {ROOT / "synapse_runtime" / "contract" / "knobs.py", ROOT / "synapse_runtime" / "contract" / "settings.py"}
     return [p for p in (ROOT / "synapse_runtime").rglob("*.py") if p not in skip]
 
 
@@ -40,7 +40,7 @@ def test_every_synapse_variable_in_the_code_is_in_the_table_and_every_knob_is_re
     """A knob is read where the code names it (the inputs read the environment mapping by name) or
     reads its :class:`Settings` attribute (``settings.s3_chunk_size``)."""
     in_code = _names_in(_code_files())
-    assert sorted(set(in_code) - set(knobs.KNOBS)) == [], "register these in synapse_runtime/knobs.py"
+    assert sorted(set(in_code) - set(knobs.KNOBS)) == [], "register these in synapse_runtime/contract/knobs.py"
     code = "\n".join(p.read_text(encoding="utf-8") for p in _code_files())
     read = set(in_code) | {name for name in knobs.KNOBS if re.search(rf"\.{attribute(name)}\b", code)}
     assert sorted(set(knobs.KNOBS) - read) == [], "knobs that no code reads: remove them"
@@ -59,7 +59,7 @@ def test_every_knob_is_documented_and_every_documented_variable_is_read() -> Non
 
 def test_contract_knob_table_is_the_generated_one() -> None:
     text = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
-    assert knobs.markdown_table() in text, "regenerate with synapse_runtime.knobs.markdown_table()"
+    assert knobs.markdown_table() in text, "regenerate with synapse_runtime.contract.knobs.markdown_table()"
 
 
 @pytest.mark.parametrize("name,raw,expected", [

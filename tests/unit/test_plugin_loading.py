@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from synapse_runtime.errors import ActionNotFoundError, ExitCode, PluginLoadError
-from synapse_runtime.plugin import PluginConfig, load_plugin, resolve_action
+from synapse_runtime.contract.plugin import PluginConfig, load_plugin, resolve_action
 
 CODE = '''
 from synapse_runtime import BaseAction, action

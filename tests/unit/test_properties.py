@@ -12,11 +12,11 @@ from typing import Any
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from synapse_runtime.env import read_dotenv, read_env_dir
+from synapse_runtime.actions.env import read_dotenv, read_env_dir
 from synapse_runtime.errors import ValidationError
 from synapse_runtime.events import EventWriter, Redactor
 from synapse_runtime.events.redact import MASK, MIN_SECRET_LENGTH
-from synapse_runtime.inputs import parse_params, resolve_params
+from synapse_runtime.contract.inputs import parse_params, resolve_params
 
 # -- strategies ------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import pytest
 
 from synapse_runtime import knobs, settings
 from synapse_runtime.errors import ValidationError
-from synapse_runtime.settings import Settings, attribute, build
+from synapse_runtime.contract.settings import Settings, attribute, build
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024

@@ -18,7 +18,7 @@ from synapse_runtime import (
     StepResult,
 )
 from synapse_runtime.errors import ExitCode, StorageError, exit_code_for
-from synapse_runtime.steps import BaseStepContext, StepFailedError
+from synapse_runtime.actions.steps import BaseStepContext, StepFailedError
 
 
 class Step(BaseStep[BaseStepContext]):

@@ -1,4 +1,4 @@
-"""The action's working directory (synapse_runtime/workdir.py): real directories, links and chdir."""
+"""The action's working directory (synapse_runtime/contract/workdir.py): real directories, links and chdir."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The rules (``name`` and ``code`` required; ``category`` defaults to ``custom``; 
 only their enum's values; an action's default ``method`` by its name, upstream's
 ``ACTION_DEFAULT_METHODS``; a ``neural_net`` plugin must name its ``data_type``; a version that is
 not ``X.Y.Z`` only warns) are checked by the runtime's one config.yaml model
-(``synapse_runtime.plugin_config``, strict mode) before pydantic builds this object, so the image
+(``synapse_runtime.contract.plugin_config``, strict mode) before pydantic builds this object, so the image
 build (scripts/plugin-image.sh) and the runner cannot disagree on a value; the runner reads the
 same model leniently (documented there).  Unknown keys are ignored here, as upstream does.
 """
@@ -78,7 +78,7 @@ class PluginConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         from ...errors import PluginLoadError
-        from ...plugin_config import PluginConfig as OneModel
+        from ...contract.plugin_config import PluginConfig as OneModel
 
         try:
             checked = OneModel.from_dict(data, "config.yaml", strict=True)

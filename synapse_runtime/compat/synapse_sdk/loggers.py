@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from synapse_runtime.loggers import (
+from synapse_runtime.actions.loggers import (
     BaseLogger,
     ConsoleLogger,
     LogLevel,

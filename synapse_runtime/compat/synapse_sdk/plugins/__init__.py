@@ -17,7 +17,7 @@ from synapse_runtime import (
 from synapse_runtime.compat.sdk_api.config import ActionConfig, PluginConfig
 from synapse_runtime.compat.sdk_api.enums import MetricsCategory, PluginCategory
 from synapse_runtime.compat.sdk_api.results import validate_result
-from synapse_runtime.inprocess import run_plugin
+from synapse_runtime.contract.inprocess import run_plugin
 from synapse_runtime.serve.deploy_action import BaseDeploymentAction
 from synapse_runtime.serve.deployment import BaseServeDeployment
 from .steps import LoggingStep, Orchestrator, StepRegistry, TimingStep, ValidationStep

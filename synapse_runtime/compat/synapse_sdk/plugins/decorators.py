@@ -1,3 +1,3 @@
-from synapse_runtime.decorators import action
+from synapse_runtime.actions.decorators import action
 
 __all__ = ["action"]

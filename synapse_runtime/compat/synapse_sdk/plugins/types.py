@@ -1,3 +1,3 @@
-from synapse_runtime.types import DataType, Dataset, Image, ModelWeights, Predictions, TestResults, Text
+from synapse_runtime.actions.types import DataType, Dataset, Image, ModelWeights, Predictions, TestResults, Text
 
 __all__ = ["DataType", "Dataset", "Image", "ModelWeights", "Predictions", "TestResults", "Text"]

@@ -1,4 +1,4 @@
-from synapse_runtime.context import RuntimeContext
-from synapse_runtime.env import PluginEnvironment
+from synapse_runtime.actions.context import RuntimeContext
+from synapse_runtime.actions.env import PluginEnvironment
 
 __all__ = ["PluginEnvironment", "RuntimeContext"]

@@ -1,3 +1,3 @@
-from synapse_runtime.env import PluginEnvironment
+from synapse_runtime.actions.env import PluginEnvironment
 
 __all__ = ["PluginEnvironment"]

@@ -1,4 +1,4 @@
-from synapse_runtime.steps import BaseStep, BaseStepContext, StepResult
+from synapse_runtime.actions.steps import BaseStep, BaseStepContext, StepResult
 
 from .orchestrator import Orchestrator
 from .registry import StepRegistry

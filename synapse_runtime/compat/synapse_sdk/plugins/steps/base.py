@@ -1,3 +1,3 @@
-from synapse_runtime.steps import BaseStep, StepResult
+from synapse_runtime.actions.steps import BaseStep, StepResult
 
 __all__ = ["BaseStep", "StepResult"]

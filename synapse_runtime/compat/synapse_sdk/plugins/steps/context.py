@@ -1,3 +1,3 @@
-from synapse_runtime.steps import BaseStepContext
+from synapse_runtime.actions.steps import BaseStepContext
 
 __all__ = ["BaseStepContext"]

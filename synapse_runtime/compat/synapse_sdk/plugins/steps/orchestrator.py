@@ -2,13 +2,13 @@
 
 from typing import TypeVar
 
-from synapse_runtime.steps import Orchestrator as _Orchestrator
+from synapse_runtime.actions.steps import Orchestrator as _Orchestrator
 
 C = TypeVar("C")
 
 
 class Orchestrator(_Orchestrator[C]):
-    """The runtime's ``Orchestrator`` (synapse_runtime.steps) at upstream's path."""
+    """The runtime's ``Orchestrator`` (synapse_runtime.actions.steps) at upstream's path."""
 
 
 __all__ = ["Orchestrator"]

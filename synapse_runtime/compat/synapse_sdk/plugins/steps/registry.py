@@ -6,13 +6,13 @@ at upstream's path costs nothing and code that checks where a class lives finds 
 
 from typing import TypeVar
 
-from synapse_runtime.steps import StepRegistry as _StepRegistry
+from synapse_runtime.actions.steps import StepRegistry as _StepRegistry
 
 C = TypeVar("C")
 
 
 class StepRegistry(_StepRegistry[C]):
-    """The runtime's ``StepRegistry`` (synapse_runtime.steps) at upstream's path."""
+    """The runtime's ``StepRegistry`` (synapse_runtime.actions.steps) at upstream's path."""
 
 
 __all__ = ["StepRegistry"]

@@ -1,3 +1,3 @@
-from synapse_runtime.inference import BaseInferenceAction, InferenceContext, InferenceProgressCategories
+from synapse_runtime.actions.inference import BaseInferenceAction, InferenceContext, InferenceProgressCategories
 
 __all__ = ["BaseInferenceAction", "InferenceContext", "InferenceProgressCategories"]

@@ -2,13 +2,13 @@
 
 from typing import TypeVar
 
-from synapse_runtime.step_utils import LoggingStep as _LoggingStep
+from synapse_runtime.actions.step_utils import LoggingStep as _LoggingStep
 
 C = TypeVar("C")
 
 
 class LoggingStep(_LoggingStep[C]):
-    """The runtime's ``LoggingStep`` (synapse_runtime.step_utils) at upstream's path."""
+    """The runtime's ``LoggingStep`` (synapse_runtime.actions.step_utils) at upstream's path."""
 
 
 __all__ = ["LoggingStep"]

@@ -2,13 +2,13 @@
 
 from typing import TypeVar
 
-from synapse_runtime.step_utils import TimingStep as _TimingStep
+from synapse_runtime.actions.step_utils import TimingStep as _TimingStep
 
 C = TypeVar("C")
 
 
 class TimingStep(_TimingStep[C]):
-    """The runtime's ``TimingStep`` (synapse_runtime.step_utils) at upstream's path."""
+    """The runtime's ``TimingStep`` (synapse_runtime.actions.step_utils) at upstream's path."""
 
 
 __all__ = ["TimingStep"]

@@ -2,13 +2,13 @@
 
 from typing import TypeVar
 
-from synapse_runtime.step_utils import ValidationStep as _ValidationStep
+from synapse_runtime.actions.step_utils import ValidationStep as _ValidationStep
 
 C = TypeVar("C")
 
 
 class ValidationStep(_ValidationStep[C]):
-    """The runtime's ``ValidationStep`` (synapse_runtime.step_utils) at upstream's path."""
+    """The runtime's ``ValidationStep`` (synapse_runtime.actions.step_utils) at upstream's path."""
 
 
 __all__ = ["ValidationStep"]

@@ -1,23 +1,19 @@
-"""The two ways a run drives an action: with the runtime's own classes, or with upstream's.
+"""Real-package mode: upstream's own classes, driven as upstream's job entrypoint drives them.
 
-*Runtime mode* (``RuntimeDriver``): the action is built on our classes, either imported as
-``synapse_runtime`` or through the ``synapse_sdk`` shim when the real package is absent.
-
-*Real-package mode* (``UpstreamDriver``): the plugin imported the real synapse-sdk, so its action
-class derives from upstream's ``BaseAction`` (or its function carries upstream's ``@action``
-marks).  Then upstream's classes run unchanged, driven the way upstream's job entrypoint drives
-them: a ``RuntimeContext`` built as upstream builds it (its backend clients from
+When a plugin imported the real synapse-sdk, its action class derives from upstream's
+``BaseAction`` (or its function carries upstream's ``@action`` marks).  Then upstream's classes
+run unchanged: a ``RuntimeContext`` built as upstream builds it (its backend clients from
 ``build_runtime_clients``, its agent client, ``PluginEnvironment``), params validated into the
 action's model with the backend client in the validation context, then upstream's ``dispatch``
 (whose ``run`` uses upstream's orchestrator for steps), upstream's warning-only result check, and
-``logger.finish()``.  The runtime's part is the contract around it: the logger (upstream's
-``JobLogger`` writing our events, so the orchestrator hands it the steps' proportions), the
-checkpoint, result.json, exit codes and signals.  Only a job id that was given reaches upstream's
-context, as under upstream's entrypoint: the host-name fallback names no job.
+``logger.finish()``.  The runtime's part is the contract around it (``contract/``): the logger
+(upstream's ``JobLogger`` writing our events, so the orchestrator hands it the steps'
+proportions), the checkpoint, result.json, exit codes and signals.  Only a job id that was given
+reaches upstream's context, as under upstream's entrypoint: the host-name fallback names no job.
 
 The mode is decided per action, from what the action *is* (``is_upstream_action``), not from
-what is installed: a plugin written against ``synapse_runtime`` keeps our classes even where
-the real package is installed beside it.
+what is installed: a plugin written against ``synapse_runtime`` keeps our classes even where the
+real package is installed beside it.  This driver implements ``contract.drivers.Driver``.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from typing import Any
 from ..events import EventSink, ProgressSink, shapes
 from . import is_shim
 
-RUNTIME = "runtime"
+#: ``Driver.mode`` of this driver, as the ``start`` event and the docs name it.
 UPSTREAM = "synapse-sdk"
 
 
@@ -56,50 +52,6 @@ def upstream_params_model(target: Any) -> Any:
     if isinstance(target, type):
         return getattr(target, "params_model", None)
     return getattr(target, "_action_params", None)
-
-
-class RuntimeDriver:
-    """Our classes (directly or through the shim): params validated first, before any download."""
-
-    mode = RUNTIME
-
-    def __init__(self, resolved: Any) -> None:
-        self.resolved = resolved
-
-    def validate(self, raw: Any) -> Any:
-        from ..base_action import validate_params
-
-        model = self.resolved.params_model
-        return raw if model is None else validate_params(model, raw)
-
-    def context(self, *, writer: ProgressSink, data: dict[str, str], job_id: str | None, client: Any,
-                checkpoint: dict[str, Any] | None, output_dir: Path | None, logger: Any = None,
-                job_id_given: bool = True, reporter: Any = None) -> Any:
-        # Our context keeps the host-name fallback as ``ctx.job_id`` (it names the run in our
-        # events); nothing of ours calls the backend with it (backend/wiring.py).
-        from ..context import RuntimeContext
-        from ..env import PluginEnvironment
-        from ..loggers import EventLogger
-
-        return RuntimeContext(
-            logger=logger if logger is not None else EventLogger(writer),
-            env=PluginEnvironment(data),
-            job_id=job_id,
-            client=client,
-            checkpoint=checkpoint,
-            language=data.get("SYNAPSE_LANGUAGE"),
-            output_dir=output_dir,
-        )
-
-    def execute(self, params: Any, ctx: Any) -> Any:
-        from ..base_action import validate_result
-
-        target = self.resolved.target
-        if isinstance(target, type):
-            instance = target(params, ctx)
-            runner = getattr(instance, "run", None) or instance.execute
-            return validate_result(getattr(target, "result_model", None), runner())
-        return validate_result(getattr(target, "result_model", None), target(params, ctx))
 
 
 class UpstreamDriver:
@@ -152,7 +104,7 @@ class UpstreamDriver:
     def execute(self, raw: Any, ctx: Any) -> Any:
         from synapse_sdk.plugins.action import NoResult, validate_result
 
-        from ..base_action import validate_params
+        from ..actions.base_action import validate_params
 
         target = self.resolved.target
         model = upstream_params_model(target)
@@ -195,10 +147,4 @@ def _upstream_clients(writer: EventSink) -> tuple[Any, Any, Any]:
     return v1, v2, agent
 
 
-def driver_for(resolved: Any) -> RuntimeDriver | UpstreamDriver:
-    """The driver for a resolved action: upstream's when the action is upstream's own kind."""
-    return UpstreamDriver(resolved) if is_upstream_action(resolved.target) else RuntimeDriver(resolved)
-
-
-__all__ = ["RUNTIME", "UPSTREAM", "RuntimeDriver", "UpstreamDriver", "driver_for", "is_upstream_action",
-           "real_sdk_loaded", "upstream_params_model"]
+__all__ = ["UPSTREAM", "UpstreamDriver", "is_upstream_action", "real_sdk_loaded", "upstream_params_model"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ActionNotFoundError, PluginLoadError
+from ..errors import ActionNotFoundError, PluginLoadError
 from .plugin_config import ActionConfig, PluginConfig
 
 
@@ -96,7 +96,7 @@ def _split_entrypoint(entrypoint: str) -> tuple[str, str]:
 def import_entrypoint(entrypoint: str, root: Path) -> Any:
     """Import ``module:attr`` from the plugin root; import errors are exit-3 errors with a summary."""
     module_name, attr = _split_entrypoint(entrypoint)
-    from .compat import install
+    from ..compat import install
 
     install()
     root_str = str(root)
@@ -111,7 +111,7 @@ def import_entrypoint(entrypoint: str, root: Path) -> Any:
                 details={"entrypoint": entrypoint, "plugin_dir": root_str},
                 hint="check the entrypoint in config.yaml and the plugin's file layout",
             ) from None
-        from .compat.missing import missing_module_error, missing_upstream_module
+        from ..compat.missing import missing_module_error, missing_upstream_module
 
         upstream = missing_upstream_module(e)
         if upstream is not None:
@@ -119,7 +119,7 @@ def import_entrypoint(entrypoint: str, root: Path) -> Any:
         raise _import_failure(entrypoint, e) from None
     except Exception as e:  # SyntaxError, errors at import time of plugin code
         if isinstance(e, ImportError):  # `from synapse_sdk.x import Name` the shim lacks
-            from .compat.missing import missing_module_error, missing_upstream_module
+            from ..compat.missing import missing_module_error, missing_upstream_module
 
             upstream = missing_upstream_module(e)
             if upstream is not None:

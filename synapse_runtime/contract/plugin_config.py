@@ -27,11 +27,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compat.sdk_api.enums import (
+from ..compat.sdk_api.enums import (
     ACTION_DEFAULT_METHODS, AnnotationCategory, AnnotationType, DataType, PackageManager, PluginCategory, RunMethod,
     SmartToolType,
 )
-from .errors import PluginLoadError
+from ..errors import PluginLoadError
 
 CATEGORIES = tuple(c.value for c in PluginCategory)
 METHODS = tuple(m.value for m in RunMethod)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import StorageError, ValidationError
-from .events import EventSink, shapes
-from .events.redact import Redactor
-from .jsonable import dumps
+from ..errors import StorageError, ValidationError
+from ..events import EventSink, shapes
+from ..events.redact import Redactor
+from ..jsonable import dumps, to_jsonable
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -34,6 +34,15 @@ RESULT_FIELD_LIMIT = 1024
 UPLOAD_TIMEOUT_ENV = "SYNAPSE_UPLOAD_TIMEOUT"
 CANCEL_UPLOAD_TIMEOUT_ENV = "SYNAPSE_CANCEL_UPLOAD_TIMEOUT"
 
+
+
+def result_value(value: Any) -> Any:
+    """Upstream's result rules: dicts as they are, models dumped, anything else wrapped."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if not isinstance(value, dict):
+        value = {"result": value}
+    return to_jsonable(value)
 
 def prepare_output_dir(path: Path) -> Path:
     """Create the output directory and prove it is writable before the action starts."""
@@ -225,7 +234,7 @@ def write_termination_log(record: dict[str, Any], redact: Redactor, path: str | 
 
 __all__ = [
     "emit_result",
-    "prepare_output_dir",
+    "prepare_output_dir", "result_value",
     "result_event",
     "termination_summary",
     "upload_timeout",
@@ -248,7 +257,7 @@ def deliver(record: dict[str, Any], output_dir: Path, writer: EventSink, redacto
     record says so, and an ``error`` event says why. The termination message goes out before the
     upload, so a SIGKILL at the end of the grace period still leaves the outcome.
     """
-    from .errors import ExitCode, PluginError
+    from ..errors import ExitCode, PluginError
     from .failures import error_fields
 
     try:
@@ -266,7 +275,7 @@ def deliver(record: dict[str, Any], output_dir: Path, writer: EventSink, redacto
         return record
     write_termination_log({**record, "upload": "in progress"}, redactor, settings.termination_log)
     try:
-        from .storage import upload_dir
+        from ..storage import upload_dir
 
         def progress(u: str, done: int, total: int | None, cached: bool, via: str | None = None) -> None:
             writer.emit("upload", shapes.upload(u, done, total, via))

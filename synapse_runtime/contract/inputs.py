@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import knobs
-from .env import read_dotenv, read_env_dir
-from .errors import ValidationError
-from .events.redact import secret_values
+from ..actions.env import read_dotenv, read_env_dir
+from ..errors import ValidationError
+from ..events.redact import secret_values
 
 DEFAULT_PLUGIN_DIR = "/plugin"
 DEFAULT_PARAMS_FILES = ("/mnt/synapse/params.json", "/mnt/synapse/params.yaml", "/mnt/synapse/params.yml")
@@ -74,6 +74,18 @@ def collect_env(environ: Mapping[str, str]) -> Environment:
             files.append(path)
     data = {**environ, **overlay}
     return Environment(data=data, overlay=overlay, secrets=secret_values(data, from_secret_volume), files=files)
+
+
+def add_plugin_env(data: dict[str, str], defaults: Mapping[str, Any], *, export: bool) -> None:
+    """config.yaml's ``env:``: the lowest-precedence source, under every value already in ``data``.
+
+    ``export`` puts them in ``os.environ`` too (a run or a server owns its process, and boto3 and
+    subprocesses read the environment); ``run_plugin`` leaves its host process's environment alone."""
+    for key, value in defaults.items():
+        if key not in data:
+            data[key] = str(value)
+            if export:
+                os.environ.setdefault(key, str(value))
 
 
 def resolve_job_id(env: Mapping[str, str]) -> Sourced:

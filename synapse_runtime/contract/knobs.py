@@ -7,7 +7,7 @@ the action had finished, so ``SYNAPSE_PROGRESS_INTERVAL=abc`` ended a run with n
 ``result.json``. Here each knob has a type, a default and what is allowed; :func:`validate` checks
 them all before anything runs, so a bad value is exit 2 with an ``error`` event that names the
 variable, its value and what is allowed. Code reads knobs afterwards through one typed, frozen
-object built from this table (:mod:`synapse_runtime.settings`): this table is the only place that
+object built from this table (:mod:`synapse_runtime.contract.settings`): this table is the only place that
 states a default. The docs' knob tables are checked against :data:`KNOBS` by
 ``tests/unit/test_knobs.py`` in both directions (every knob documented, every documented
 ``SYNAPSE_*`` variable read), and their default columns by ``tests/unit/test_settings.py``.
@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -203,7 +203,7 @@ def parse(knob: Knob, raw: str) -> Any:
 
 def get(name: str, env: Mapping[str, str]) -> Any:
     """The typed value of knob ``name`` in ``env`` (an environment mapping; whole runs use
-    :class:`synapse_runtime.settings.Settings`, built from this table once)."""
+    :class:`synapse_runtime.contract.settings.Settings`, built from this table once)."""
     knob = KNOBS[name]
     raw = env.get(name)
     return knob.default if raw is None else parse(knob, raw)
@@ -224,7 +224,7 @@ CONTRACT_TABLE = ("SYNAPSE_PROGRESS_INTERVAL", "SYNAPSE_CHILD_GRACE", "SYNAPSE_G
 
 def markdown_table(names: tuple[str, ...] = CONTRACT_TABLE) -> str:
     """A docs table of these knobs (variable, default, allowed, meaning), so the docs cannot drift
-    from the table (``python -c "from synapse_runtime.knobs import markdown_table as t; print(t())"``)."""
+    from the table (``python -c "from synapse_runtime.contract.knobs import markdown_table as t; print(t())"``)."""
     rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
     for name in names:
         k = KNOBS[name]

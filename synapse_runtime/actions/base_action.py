@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from .context import RuntimeContext
-from .errors import ValidationError
+from ..errors import ValidationError
 from .log_model import resolve_level
 from .loggers import BaseLogger, LogLevel
 
@@ -64,11 +64,25 @@ def validate_result(model: Any, result: Any) -> Any:
     except Exception as exc:
         if not hasattr(exc, "errors"):
             raise
-        from .errors import ExecutionError
+        from ..errors import ExecutionError
 
         raise ExecutionError(
             f"result does not match {model.__name__}", details={"errors": _field_errors(exc)}
         ) from None
+
+
+def invoke(target: Any, params: Any, ctx: Any) -> Any:
+    """Run an action (a class or an ``@action`` function) on validated params and check its result.
+
+    The one place that does it: ``BaseAction.dispatch``, an ``@action`` function's ``dispatch`` and
+    the runner's driver (``contract/drivers.py``) all come here, so a result is checked the same
+    way however the action was started."""
+    if isinstance(target, type):
+        instance = target(params, ctx)
+        result = (getattr(instance, "run", None) or instance.execute)()
+    else:
+        result = target(params, ctx)
+    return validate_result(getattr(target, "result_model", None), result)
 
 
 class BaseAction(ABC, Generic[P]):
@@ -111,7 +125,7 @@ class BaseAction(ABC, Generic[P]):
         # As upstream: the backend client is in pydantic's validation context for validators that need it.
         validated = validate_params(cls.params_model, dict(params) if isinstance(params, Mapping) else params,
                                     context={"client": getattr(ctx, "client", None)})
-        return validate_result(cls.result_model, cls(validated, ctx).run())
+        return invoke(cls, validated, ctx)
 
     @property
     def logger(self) -> BaseLogger:
@@ -138,4 +152,4 @@ class BaseAction(ABC, Generic[P]):
         self.ctx.log_message(message, level, **kwargs)
 
 
-__all__ = ["BaseAction", "NoResult", "validate_params", "validate_result"]
+__all__ = ["BaseAction", "NoResult", "invoke", "validate_params", "validate_result"]

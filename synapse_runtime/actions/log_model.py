@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from .events import shapes
+from ..events import shapes
 
 
 class LogLevel(str, enum.Enum):

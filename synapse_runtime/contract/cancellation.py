@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import Cancelled
+from ..errors import Cancelled
 from . import signals
-from .events import EventWriter
+from ..events import EventWriter
 
 
 class SignalCanceller:

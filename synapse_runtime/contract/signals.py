@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import Cancelled
+from ..errors import Cancelled
 
 #: The signals the runtime handles: a pod's deletion (SIGTERM) and Ctrl-C (SIGINT).
 HANDLED = (signal.SIGTERM, signal.SIGINT)

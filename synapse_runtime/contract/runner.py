@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import Cancelled, ExitCode, PluginError, ValidationError
-from .events import EventWriter, Redactor, secret_values, shapes
+from .. import __version__
+from ..errors import Cancelled, ExitCode, PluginError, ValidationError
+from ..events import EventWriter, Redactor, secret_values, shapes
 from .cancellation import SignalCanceller
 from .failures import error_fields
 from .inputs import (
     Environment,
+    add_plugin_env,
     collect_env,
     resolve_action_ref,
     resolve_checkpoint,
@@ -30,7 +31,6 @@ from .inputs import (
     resolve_params,
     resolve_plugin_dir,
 )
-from .jsonable import to_jsonable
 from .settings import Settings, build
 
 
@@ -86,15 +86,6 @@ class _State:
         self.shard: dict[str, Any] | None = None
 
 
-def _result_value(value: Any) -> Any:
-    """Upstream's result rules: dicts as they are, models dumped, anything else wrapped."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    if not isinstance(value, dict):
-        value = {"result": value}
-    return to_jsonable(value)
-
-
 class Run:
     """A single run; ``Run(options).execute()`` returns the exit code."""
 
@@ -140,13 +131,13 @@ class Run:
         capture = None
         events_fd = opts.events_fd
         if opts.capture:
-            from .events.capture import OutputCapture
+            from ..events.capture import OutputCapture
 
             capture = OutputCapture()
             events_fd = capture.start()
         renderer = None
         if opts.pretty:
-            from .events.pretty import PrettyRenderer
+            from ..events.pretty import PrettyRenderer
 
             renderer = PrettyRenderer(color=opts.color)
         writer = self.writer = EventWriter(
@@ -240,10 +231,7 @@ class Run:
             st.plugin = plugin_dir.name or str(plugin_dir)
             raise
         st.plugin = plugin.config.identifier
-        for key, value in plugin.config.env.items():  # config.yaml's env: defaults, lowest precedence
-            if key not in data:
-                data[key] = str(value)
-                os.environ.setdefault(key, str(value))
+        add_plugin_env(data, plugin.config.env, export=True)  # config.yaml's env:, lowest precedence
         try:  # config.yaml's env: may set knobs too: the run's final settings
             self.settings = build(data)
         except ValidationError:
@@ -274,15 +262,15 @@ class Run:
             st.shard = shard_info
         data["SYNAPSE_OUTPUT_DIR"] = str(st.output_dir)
 
-        # Our classes or upstream's (real synapse-sdk installed): compat/modes.py drives either.
-        from .compat.modes import driver_for
+        # Our classes or upstream's (real synapse-sdk installed): drivers.py picks the driver.
+        from .drivers import driver_for
 
         driver = driver_for(resolved)
         params = driver.validate(raw_params)
 
         checkpoint = self._fetch_checkpoint(data)
         job_id = job.value
-        from .backend.wiring import connect
+        from ..backend.wiring import connect
 
         given = job.source != "hostname"  # the host-name fallback names no job: never sent upstream's way
         client, self.reporter = connect(self.settings, data, job_id, given, writer, st.plugin, st.action)
@@ -293,12 +281,12 @@ class Run:
         with action_workdir(plugin.root, data):  # writable, showing the plugin's files (docs/contract.md)
             value = driver.execute(params, ctx)
         st.finalizing = True
-        st.result = _result_value(value)
+        from .outputs import emit_result, result_value
+
+        st.result = result_value(value)
         if shard_info is not None:
             st.result["shard"] = shard_info
         writer.flush_progress()
-        from .outputs import emit_result
-
         emit_result(writer, st.result, st.output_dir, self.reporter)  # one short line; the whole in result.json
         st.status, st.exit_code = "succeeded", int(ExitCode.SUCCEEDED)
 
@@ -306,7 +294,7 @@ class Run:
         uri, category = resolve_checkpoint(self.options.checkpoint, data)
         if not uri:
             return None
-        from .storage import fetch
+        from ..storage import fetch
 
         writer = self.writer
         assert writer is not None

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from . import signals
-from .errors import Cancelled, ExitCode, PluginError
+from ..contract import signals
+from ..errors import Cancelled, ExitCode, PluginError
 from .log_model import LogLevel, resolve_level
 
 C = TypeVar("C", bound="BaseStepContext")

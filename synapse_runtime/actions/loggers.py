@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from time import monotonic
 from typing import Any, TextIO
 
-from .events import shapes
-from .events.shapes import ProgressSink
+from ..events import shapes
+from ..events.shapes import ProgressSink
 from .log_model import (
     LogLevel,
     MessageLogData,
@@ -338,7 +338,7 @@ class ConsoleLogger(BaseLogger):
         self._seq = 0
 
     def _emit(self, type: str, fields: dict[str, Any]) -> None:
-        from .events.pretty import PrettyRenderer
+        from ..events.pretty import PrettyRenderer
 
         event = shapes.envelope(type, self._seq, None, fields)
         self._seq += 1

@@ -1,6 +1,6 @@
 """``synapse-runtime merge``: the shards of one sharded run combined into one result, or a clear refusal.
 
-Separate from :mod:`synapse_runtime.sharding` (what a shard does when it starts) because nothing
+Separate from :mod:`synapse_runtime.contract.sharding` (what a shard does when it starts) because nothing
 here runs inside an action: the merge reads the ``shard-*/result.json`` files a set of runs left
 and decides whether they are one complete, consistent run. It refuses (``ValidationError``, exit 2,
 every problem named) when a shard is missing, duplicated, failed, unreadable, from another run
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .sharding import DEFAULT_RESULT_KEY, SHARD_DIR_RE
 
 IDENTITY_FIELDS = ("run_id", "params_sha256")

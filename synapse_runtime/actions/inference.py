@@ -61,7 +61,7 @@ class BaseInferenceAction(BaseAction[P]):
     def _model_source(self) -> Any:
         if self.ctx.client is not None:
             return self.ctx.client
-        from .backend import ModelRegistry
+        from ..backend import ModelRegistry
 
         registry = ModelRegistry.from_env(self.ctx.env)
         if registry is None:
@@ -76,7 +76,7 @@ class BaseInferenceAction(BaseAction[P]):
         uri = model.get("file")
         if not uri:
             raise ValueError(f"model {model.get('id')!r} has no file URL")
-        from .storage import fetch
+        from ..storage import fetch
 
         dest = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="synapse-model-"))
         report = getattr(self.ctx.logger, "log_download", None)  # absent on a foreign logger

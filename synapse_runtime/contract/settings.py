@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .knobs import KNOBS, parse
 
 _PREFIX = "SYNAPSE_"

@@ -3,7 +3,7 @@
 A sharded run is one of ``count`` runs over the same params; run ``index`` takes a contiguous,
 balanced slice of ``params[key]`` (a list), writes its output under ``<output>/<spec.name>/`` and
 records the slice, the run it belongs to and a hash of the whole params in ``result["shard"]``.
-``synapse-runtime merge`` (:mod:`synapse_runtime.merge`) then checks that every shard ran exactly
+``synapse-runtime merge`` (:mod:`synapse_runtime.contract.merge`) then checks that every shard ran exactly
 once, in the same run, and returned one item per input, and combines their results.
 
 A run's identity matters because shard directories have fixed names: a shard killed before it
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .knobs import KNOBS
 
 if TYPE_CHECKING:

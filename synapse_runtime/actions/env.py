@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 #: A quoted value, then nothing or a comment: ``KEY="a # b"  # note``. Double quotes allow escapes.
 _QUOTED = {
@@ -88,7 +88,7 @@ class PluginEnvironment:
             return default
         if isinstance(value, bool):
             return value
-        from .knobs import parse_bool
+        from ..contract.knobs import parse_bool
 
         parsed = parse_bool(str(value)) if str(value).strip() else False
         if parsed is not None:

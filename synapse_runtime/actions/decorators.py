@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .base_action import NoResult, validate_params, validate_result
+from .base_action import NoResult, invoke, validate_params
 from .context import RuntimeContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,7 +44,7 @@ def action(
 
         def dispatch(raw: Mapping[str, Any] | Any, ctx: RuntimeContext) -> Any:
             validated = validate_params(params, dict(raw) if isinstance(raw, Mapping) and params else raw)
-            return validate_result(fn.result_model, fn(validated, ctx))  # type: ignore[attr-defined]
+            return invoke(fn, validated, ctx)
 
         fn.dispatch = dispatch  # type: ignore[attr-defined]
         return fn

@@ -14,9 +14,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import Cancelled, PluginError, exit_code_for
-from .events import Redactor, shapes
-from .jsonable import to_jsonable
+from ..errors import Cancelled, PluginError, exit_code_for
+from ..events import Redactor, shapes
+from ..jsonable import to_jsonable
 
 
 def error_fields(exc: BaseException, redact: Redactor, output_dir: Path | None = None) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def _free_bytes(path: Path) -> int | None:
 
 
 def _message(exc: BaseException) -> str:
-    from .steps import StepFailedError
+    from ..actions.steps import StepFailedError
 
     if isinstance(exc, StepFailedError):
         return str(exc)  # already says which step and why
