@@ -161,3 +161,32 @@ def test_signal_cancels_the_run_in_this_mode(tmp_path, sig: int, code: int) -> N
     end = json.loads(rest.strip().splitlines()[-1])
     assert end["type"] == "end" and end["status"] == "cancelled"
     assert json.loads((out / "result.json").read_text())["status"] == "cancelled"
+
+
+def test_run_plugin_gives_ctx_env_what_a_run_gives(tmp_path, monkeypatch) -> None:
+    """run_plugin reads the contract's env inputs as the runner does: an env file's value, and
+    config.yaml's ``env:`` under everything else, reach ``ctx.env`` in this mode, without writing
+    the host process's environment."""
+    from synapse_runtime.contract.inprocess import run_plugin
+
+    plugin = tmp_path / "envprobe"
+    (plugin / "envprobe").mkdir(parents=True)
+    (plugin / "config.yaml").write_text(
+        "name: envprobe\ncode: envprobe\nenv:\n  FROM_CONFIG: config\n  OVERRIDDEN: config\n"
+        "actions:\n  probe: {entrypoint: envprobe.actions.Probe}\n")
+    (plugin / "envprobe" / "__init__.py").write_text("")
+    (plugin / "envprobe" / "actions.py").write_text(
+        "from synapse_sdk.plugins import BaseAction\n\n\n"
+        "class Probe(BaseAction):\n"
+        "    def execute(self):\n"
+        "        env = self.ctx.env\n"
+        "        return {k: env.get(k) for k in ('FROM_CONFIG', 'OVERRIDDEN', 'FROM_FILE')}\n")
+    env_file = tmp_path / "run.env"
+    env_file.write_text("FROM_FILE=file\n")
+    monkeypatch.setenv("SYNAPSE_ENV_FILE", str(env_file))
+    monkeypatch.setenv("OVERRIDDEN", "process")
+    monkeypatch.delenv("FROM_CONFIG", raising=False)
+    monkeypatch.syspath_prepend(str(plugin))
+    value = run_plugin(plugin, "probe", {})
+    assert value == {"FROM_CONFIG": "config", "OVERRIDDEN": "process", "FROM_FILE": "file"}, MODE
+    assert "FROM_CONFIG" not in os.environ and "FROM_FILE" not in os.environ

@@ -97,3 +97,49 @@ def test_the_cycle_check_sees_cycles() -> None:
     assert "synapse_runtime.contract.runner" in graph["synapse_runtime.cli"] or any(
         "synapse_runtime.contract.runner" in deps for deps in graph.values()
     ), "the import scan finds nothing: fix _imports"
+
+
+def test_plugin_api_does_not_know_the_run() -> None:
+    """``actions/`` (what plugin authors import) takes from ``contract/`` only the one owner of
+    process signals (a step rollback holds SIGTERM) and the one boolean vocabulary; the run's
+    order, inputs and outputs stay out of the plugin API."""
+    allowed = {"synapse_runtime.contract.signals", "synapse_runtime.contract.knobs"}
+    found = {
+        (name, target)
+        for name, path in MODULES.items() if name.startswith("synapse_runtime.actions.")
+        for target in _imports(name, path)
+        if target.startswith("synapse_runtime.contract") and target not in allowed
+    }
+    assert not found, sorted(found)
+
+
+def test_compat_holds_only_what_faces_upstream() -> None:
+    """The runtime's own driver lives in ``contract/``; ``compat/`` holds the shim, upstream's
+    driver and logger, and the image build's check."""
+    names = sorted(p.name for p in (PACKAGE / "compat").glob("*.py"))
+    assert names == ["__init__.py", "check_plugin.py", "missing.py", "real_logger.py", "upstream_driver.py"], names
+    assert "class RuntimeDriver" in (PACKAGE / "contract" / "drivers.py").read_text(encoding="utf-8")
+
+
+def test_old_flat_module_paths_are_the_moved_modules() -> None:
+    """A plugin or tool that imported ``synapse_runtime.steps`` before the move gets the same module
+    object (so ``isinstance`` and ``monkeypatch`` agree under either name); unknown names still fail."""
+    import importlib
+
+    import synapse_runtime
+    from synapse_runtime import _MOVED
+
+    for leaf, package in _MOVED.items():
+        assert importlib.import_module(f"synapse_runtime.{leaf}") is importlib.import_module(
+            f"synapse_runtime.{package}.{leaf}"), leaf
+        assert (PACKAGE / package / f"{leaf}.py").is_file() and not (PACKAGE / f"{leaf}.py").exists()
+    from synapse_runtime.steps import BaseStep
+    from synapse_runtime.actions.steps import BaseStep as Moved
+
+    assert BaseStep is Moved and synapse_runtime.run.__module__ == "synapse_runtime.contract.runner"
+    try:
+        importlib.import_module("synapse_runtime.no_such_module")
+    except ModuleNotFoundError:
+        pass
+    else:
+        raise AssertionError("an unknown module imported")
