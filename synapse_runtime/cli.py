@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .errors import ExitCode, PluginError
@@ -74,6 +74,18 @@ def _fail(exc: PluginError) -> int:
     return int(exc.exit_code)
 
 
+def _environment() -> Mapping[str, str]:
+    """The contract's env inputs as a run reads them (env vars, env files, ConfigMap/Secret
+    directories), so ``schema``, ``list`` and the serve-or-run choice see what ``run`` would see.
+    A broken env file is ``run``'s to report, with its events: here it leaves the process env."""
+    from .contract.inputs import collect_env
+
+    try:
+        return collect_env(os.environ).data
+    except PluginError:
+        return os.environ
+
+
 def _schema(ns: argparse.Namespace) -> int:
     import json
 
@@ -86,8 +98,9 @@ def _schema(ns: argparse.Namespace) -> int:
     from .contract.plugin import load_plugin, resolve_action
 
     try:
-        name, entrypoint, _ = resolve_action_ref(ns.action, os.environ)
-        plugin = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value, require_config=not entrypoint)
+        env = _environment()
+        name, entrypoint, _ = resolve_action_ref(ns.action, env)
+        plugin = load_plugin(resolve_plugin_dir(ns.plugin, env).value, require_config=not entrypoint)
         resolved = resolve_action(plugin, name, entrypoint)
     except PluginError as e:
         return _fail(e)
@@ -104,7 +117,7 @@ def _list(ns: argparse.Namespace) -> int:
     from .contract.plugin import load_plugin
 
     try:
-        plugin = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value)
+        plugin = load_plugin(resolve_plugin_dir(ns.plugin, _environment()).value)
     except PluginError as e:
         return _fail(e)
     rows = [
@@ -174,18 +187,21 @@ def _serves(ns: argparse.Namespace) -> bool:
     """The image's default command serves when ``SYNAPSE_ACTION`` names an action whose ``method`` is
     ``serve`` or ``restapi`` (given, or upstream's default for its name) and no params are given by any
     source, the default params file included (with params it runs once, as upstream's client does)."""
-    name = os.environ.get("SYNAPSE_ACTION", "").strip()
-    if ns.action or ns.params or not name:
+    if ns.action or ns.params:
+        return False
+    env = _environment()
+    name = env.get("SYNAPSE_ACTION", "").strip()
+    if not name:
         return False
     from .contract.inputs import DEFAULT_PARAMS_FILES, resolve_plugin_dir
 
-    if os.environ.get("SYNAPSE_ACTION_PARAMS") or os.environ.get("SYNAPSE_ACTION_PARAMS_FILE") or any(
+    if env.get("SYNAPSE_ACTION_PARAMS") or env.get("SYNAPSE_ACTION_PARAMS_FILE") or any(
             os.path.isfile(p) for p in DEFAULT_PARAMS_FILES):
         return False
     from .contract.plugin import load_plugin
 
     try:
-        action = load_plugin(resolve_plugin_dir(ns.plugin, os.environ).value).config.actions.get(name)
+        action = load_plugin(resolve_plugin_dir(ns.plugin, env).value).config.actions.get(name)
     except PluginError:
         return False  # `run` reports it, with its events
     return action is not None and action.serves

@@ -318,14 +318,22 @@ def test_port_in_use_is_exit_2(tmp_path: Path) -> None:
         busy.close()
 
 
-def test_image_entrypoint_serves_when_synapse_action_names_a_serving_action(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["env", "env_file"])
+def test_image_entrypoint_serves_when_synapse_action_names_a_serving_action(tmp_path: Path, where: str) -> None:
+    """The action and plugin may come from the environment or from a mounted env file (the
+    contract's inputs): either way the image's default command serves."""
     import sys
 
     root = make_plugin(tmp_path / "p")
-    srv = Serving(root, {"SYNAPSE_MODELS_FILE": str(root / "models.json"), "LOADS_LOG": str(tmp_path / "l"),
-                         "SYNAPSE_PLUGIN_DIR": str(root), "SYNAPSE_ACTION": "inference", "SYNAPSE_CACHE_DIR":
-                         str(tmp_path / "cache")},
-                  command=[sys.executable, str(Path(__file__).resolve().parents[2] / "entrypoint.py")])
+    names = {"SYNAPSE_PLUGIN_DIR": str(root), "SYNAPSE_ACTION": "inference"}
+    env = {"SYNAPSE_MODELS_FILE": str(root / "models.json"), "LOADS_LOG": str(tmp_path / "l"),
+           "SYNAPSE_CACHE_DIR": str(tmp_path / "cache")}
+    if where == "env":
+        env.update(names)
+    else:
+        (tmp_path / "run.env").write_text("".join(f"{k}={v}\n" for k, v in names.items()))
+        env["SYNAPSE_ENV_FILE"] = str(tmp_path / "run.env")
+    srv = Serving(root, env, command=[sys.executable, str(Path(__file__).resolve().parents[2] / "entrypoint.py")])
     try:
         srv.wait_ready()
         assert srv.post({"text": "img"}, model=token(1)).json() == {"model": "weights-one", "echo": "img"}
