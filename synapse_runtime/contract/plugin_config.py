@@ -81,6 +81,7 @@ class ActionConfig:
     input_type: str | None = None
     output_type: str | None = None
     serve_options: dict[str, Any] = field(default_factory=dict)
+    params_schema: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -111,6 +112,7 @@ class ActionConfig:
             input_type=_check(where, f"{key}.input_type", data.get("input_type"), str),
             output_type=_check(where, f"{key}.output_type", data.get("output_type"), str),
             serve_options=_check(where, f"{key}.serve_options", data.get("serve_options"), dict) or {},
+            params_schema=data.get("params_schema"),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -136,6 +138,7 @@ class PluginConfig:
     supported_data_types: list[Any] = field(default_factory=list)
     annotation_category: str | None = None
     annotation_type: str | None = None
+    supported_annotation_tools: dict[str, Any] = field(default_factory=dict)
     smart_tool: str | None = None
     requires: dict[str, Any] = field(default_factory=dict)
     dependencies: Any = None
@@ -181,6 +184,8 @@ class PluginConfig:
             annotation_category=c(where, "annotation_category", data.get("annotation_category"), str,
                                   _values(AnnotationCategory)),
             annotation_type=c(where, "annotation_type", data.get("annotation_type"), str, _values(AnnotationType)),
+            supported_annotation_tools=c(where, "supported_annotation_tools", data.get("supported_annotation_tools"),
+                                         dict) or {},
             smart_tool=c(where, "smart_tool", data.get("smart_tool"), str, _values(SmartToolType)),
             requires=c(where, "requires", data.get("requires"), dict) or {},
             dependencies=data.get("dependencies"),

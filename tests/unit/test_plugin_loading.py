@@ -182,3 +182,14 @@ def test_one_model_lenient_for_runner_strict_for_upstream_api(tmp_path: Path) ->
         PluginConfig.from_dict({"name": "P", "code": "p", "category": "neural_net"}, strict=True)
     with pytest.raises(Exception, match="data_type"):
         Upstream.model_validate({"name": "P", "code": "p", "category": "neural_net", "data_type": "smell"})
+
+
+def test_upstreams_pydantic_config_types_exactly_the_one_models_keys() -> None:
+    """config.yaml has one model (contract/plugin_config.py); upstream's pydantic ``PluginConfig``
+    (compat/sdk_api/config.py) is its face for upstream's API and checks through it.  A key typed in
+    one and not the other would be read two ways, so the two field lists must be the same."""
+    from synapse_runtime.compat.sdk_api import config as face
+    from synapse_runtime.contract import plugin_config as one
+
+    for ours, theirs in ((one.PluginConfig, face.PluginConfig), (one.ActionConfig, face.ActionConfig)):
+        assert set(ours.__dataclass_fields__) - {"extra"} == set(theirs.model_fields), ours.__name__
