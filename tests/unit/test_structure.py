@@ -143,3 +143,15 @@ def test_old_flat_module_paths_are_the_moved_modules() -> None:
         pass
     else:
         raise AssertionError("an unknown module imported")
+
+
+def test_architecture_doc_names_every_module_of_actions_and_contract() -> None:
+    """docs/architecture.md is the map: every module of the two audiences' packages, every
+    top-level module and every subpackage is named there, so a new one cannot go unexplained."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [f"{pkg}/{p.name}" for pkg in ("actions", "contract") for p in sorted((PACKAGE / pkg).glob("*.py"))
+               if p.name != "__init__.py" and f"{pkg}/{p.name}" not in text]
+    missing += [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")
+                and f"{p.name}" not in text]
+    missing += [f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file() and f"{p.name}/" not in text]
+    assert not missing, f"name these in docs/architecture.md: {missing}"
