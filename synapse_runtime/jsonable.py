@@ -47,14 +47,14 @@ def default(obj: Any) -> Any:
     return repr(obj)
 
 
-def _finite(obj: Any) -> Any:
+def finite(obj: Any) -> Any:
     """NaN and infinities are not JSON: they become null (a NaN loss must not break the stream)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [finite(v) for v in obj]
     return obj
 
 
@@ -67,7 +67,7 @@ def dumps(obj: Any) -> str:
     try:
         return _fast(obj)
     except ValueError:
-        return _fast(_finite(json.loads(json.dumps(obj, default=default))))
+        return _fast(finite(json.loads(json.dumps(obj, default=default))))
 
 
 def dumps_ascii(obj: Any) -> str:
@@ -76,7 +76,7 @@ def dumps_ascii(obj: Any) -> str:
     try:
         return _fast_ascii(obj)
     except ValueError:
-        return _fast_ascii(_finite(json.loads(json.dumps(obj, default=default))))
+        return _fast_ascii(finite(json.loads(json.dumps(obj, default=default))))
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -84,4 +84,4 @@ def to_jsonable(obj: Any) -> Any:
     return json.loads(dumps(obj))
 
 
-__all__ = ["default", "dumps", "dumps_ascii", "to_jsonable"]
+__all__ = ["default", "dumps", "dumps_ascii", "finite", "to_jsonable"]

@@ -31,10 +31,6 @@ from .log_model import (
     trials_payload,
 )
 
-# The names compat/real_logger.py takes from here.
-_level = level_text
-_message_fields = message_fields
-
 
 class BaseLogger(ABC):
     """The logger API plugins call.  Subclasses implement ``_emit`` (where contract events go);

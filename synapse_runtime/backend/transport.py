@@ -32,7 +32,7 @@ from synapse_runtime.backend.exceptions import (
     BackendResponseError,
     BackendUnavailableError,
 )
-from synapse_runtime.jsonable import _finite  # NaN/Infinity -> null: one rule for events and the wire
+from ..jsonable import finite  # NaN/Infinity -> null: one rule for events and the wire
 
 #: A ``Retry-After`` longer than this is cut short: a broken or hostile server must not park a run.
 MAX_RETRY_AFTER_S = 60.0
@@ -117,7 +117,7 @@ def encode_json(data: Any) -> bytes:
     try:
         text = json.dumps(data, allow_nan=False, default=str, ensure_ascii=False, separators=(",", ":"))
     except ValueError:
-        text = json.dumps(_finite(data), allow_nan=False, default=str, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(finite(data), allow_nan=False, default=str, ensure_ascii=False, separators=(",", ":"))
     return text.encode("utf-8")
 
 

@@ -31,8 +31,7 @@ from typing import Any
 # Plain-string levels are accepted (the one deliberate deviation: upstream raises TypeError on
 # ``log_message(msg, 'success')``; plugins written from the seed documents do exactly that).
 from ..events import ProgressSink, shapes
-from ..actions.loggers import _level as _level_text
-from ..actions.loggers import _message_fields, trials_payload
+from ..actions.log_model import level_text, message_fields, trials_payload
 
 #: ``on_steps(proportions, orders)``: where the steps' proportions go (the job reporter).
 StepsListener = Callable[[Mapping[str, Any], Mapping[str, int]], None]
@@ -45,7 +44,7 @@ def event_logger_class() -> type:
     from synapse_sdk.plugins.models.logger import LogLevel
 
     def as_level(level: Any) -> Any:
-        return level if isinstance(level, LogLevel) else LogLevel(_level_text(level))
+        return level if isinstance(level, LogLevel) else LogLevel(level_text(level))
 
     class UpstreamEventLogger(JobLogger):  # type: ignore[misc, valid-type]
         """Upstream's JobLogger whose output is the runtime's event stream."""
@@ -69,9 +68,9 @@ def event_logger_class() -> type:
 
         def _log_impl(self, event: str, data: dict[str, Any], file: str | None, step: str | None,
                       level: Any = None) -> None:
-            lvl = _level_text(level)
+            lvl = level_text(level)
             if event == "message" and "content" in data:
-                fields = _message_fields(data["content"], lvl)
+                fields = message_fields(data["content"], lvl)
                 if data.get("key") is not None:
                     fields["key"] = str(data["key"])  # the LogMessageCode, as upstream's entry keeps it
                 fields["step"] = step
@@ -105,7 +104,7 @@ def event_logger_class() -> type:
                 if self._current_step_order is not None:
                     entry["order"] = self._current_step_order
             if getattr(progress, "status", "running") == "failed":
-                fields = _message_fields(f"step {step or '(run)'} failed", "danger")
+                fields = message_fields(f"step {step or '(run)'} failed", "danger")
                 fields["step"] = step
                 self.writer.emit("message", fields)
                 return

@@ -155,3 +155,15 @@ def test_architecture_doc_names_every_module_of_actions_and_contract() -> None:
                 and f"{p.name}" not in text]
     missing += [f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file() and f"{p.name}/" not in text]
     assert not missing, f"name these in docs/architecture.md: {missing}"
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    """A name with a leading underscore is its module's own business: one another module needs is
+    public (and documented as such), or it lives where both can reach it."""
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("synapse_runtime")):
+                found += [f"{name}: {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, found
