@@ -7,7 +7,6 @@ CPU-only machines and cannot fail a run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -67,12 +66,12 @@ def _from_proc(root: Path) -> list[dict[str, Any]]:
     return gpus
 
 
-def detect_gpus(environ: Mapping[str, str] | None = None, *, probe: bool = True) -> GpuReport:
+def detect_gpus(environ: Mapping[str, str], *, probe: bool = True) -> GpuReport:
     """GPUs visible to this process, and a sentence saying why there are none when so.
 
-    ``probe``: the run's ``SYNAPSE_GPU_PROBE`` (its settings); ``environ``: where the device
-    variables (``NVIDIA_VISIBLE_DEVICES``, ``PATH``) are read, default the process's."""
-    env = os.environ if environ is None else environ
+    ``probe``: the run's ``SYNAPSE_GPU_PROBE`` (its settings); ``environ``: the run's environment
+    (env files included), where the device variables (``NVIDIA_VISIBLE_DEVICES``, ``PATH``) are read."""
+    env = environ
     if not probe:
         return GpuReport(note="GPU probe disabled (SYNAPSE_GPU_PROBE=0); running on CPU")
     visible = env.get("NVIDIA_VISIBLE_DEVICES")

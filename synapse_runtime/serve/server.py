@@ -193,7 +193,7 @@ class Server:
         address = sock.getsockname()
         from ..contract.gpu import detect_gpus
 
-        gpu = detect_gpus(data)
+        gpu = detect_gpus(data, probe=settings.gpu_probe)
         self.started = True
         self.emit("start", shapes.start(cfg.identifier, resolved.name, __version__, sys.version.split()[0], gpu.gpus,
                                         device=gpu.device, address=f"http://{_host_text(address[0])}:{address[1]}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import socket
 import textwrap
@@ -425,3 +426,28 @@ def test_model_metadata_from_the_backend_with_the_tokens_user(tmp_path: Path) ->
     finally:
         srv.kill()
         backend.server.shutdown()
+
+
+@pytest.mark.parametrize("probe", ["1", "0"])
+def test_server_start_event_honours_the_gpu_probe_setting(tmp_path: Path, probe: str) -> None:
+    """The server asks for GPUs as a run does: nvidia-smi's answer (a stand-in binary, same CSV)
+    when the probe is on, none and no nvidia-smi call when SYNAPSE_GPU_PROBE=0."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho called >> \"$(dirname \"$0\")/calls\"\n"
+                   "echo '0, NVIDIA H100 80GB HBM3, 81559, GPU-0f1e2d3c'\n")
+    smi.chmod(0o755)
+    root = make_plugin(tmp_path / "p")
+    srv = Serving(root, {"SYNAPSE_MODELS_FILE": str(root / "models.json"), "LOADS_LOG": str(tmp_path / "l"),
+                         "SYNAPSE_GPU_PROBE": probe, "NVIDIA_VISIBLE_DEVICES": "all",
+                         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        start = next(e for e in srv.wait_started().events if e["type"] == "start")
+        if probe == "1":
+            assert [g["name"] for g in start["gpus"]] == ["NVIDIA H100 80GB HBM3"] and start["device"] == "cuda"
+        else:
+            assert start["gpus"] == [] and not (bin_dir / "calls").exists()
+        assert srv.stop() == 0
+    finally:
+        srv.kill()

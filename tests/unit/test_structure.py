@@ -9,6 +9,7 @@ only imports left out are those under ``if TYPE_CHECKING:``. A name taken from a
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,3 +168,28 @@ def test_no_private_name_is_imported_across_modules() -> None:
                 found += [f"{name}: {a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert not found, found
+
+
+#: The modules that may touch ``os.environ``, and why.  Everything else gets the run's settings or
+#: its merged environment mapping handed down (contract/settings.py, contract/inputs.py).
+ENVIRON_READERS = {
+    "cli.py": "an entry point: the contract's env inputs for list/schema/serve-or-run; NO_COLOR",
+    "contract/runner.py": "an entry point: the run's environment, read once; env files exported for boto3",
+    "contract/inprocess.py": "an entry point: run_plugin's environment, read once",
+    "serve/server.py": "an entry point: the server's environment, read once",
+    "contract/settings.py": "settings.from_environ, for callers outside a run (the storage CLI, tests)",
+    "contract/inputs.py": "config.yaml's env: exported under a run's or server's own process",
+    "contract/workdir.py": "relative path knobs made absolute before the working directory changes",
+    "actions/env.py": "upstream's PluginEnvironment.from_environ (the plugin API)",
+    "serve/deployment.py": "upstream's _load_model_from_token outside our server (which replaces it)",
+    "storage/awsenv.py": "AWS_* as botocore reads them, so the fast path agrees with boto3 by construction",
+    "storage/fastpath.py": "AWS credentials, only where awsenv says botocore would take them from env",
+    "storage/config.py": "XDG_CACHE_HOME, the platform's cache location (no knob of ours)",
+    "testing.py": "the environment a test's subprocess or container inherits",
+}
+
+
+def test_only_the_listed_modules_touch_the_process_environment() -> None:
+    readers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                     if re.search(r"os\.environ|os\.getenv|\bgetenv\(", p.read_text(encoding="utf-8")))
+    assert readers == sorted(ENVIRON_READERS), "hand the run's settings or environment down instead"
