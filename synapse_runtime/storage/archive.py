@@ -49,8 +49,12 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def _safe_name(name: str, label: str) -> str:
-    """A normalized relative POSIX path, or ArchiveError for anything that could leave the target."""
+def safe_member_path(name: str, label: str) -> str:
+    """A normalized relative POSIX path, or ArchiveError for anything that could leave the target.
+
+    The one rule for names from outside that become paths below a directory: archive members, and
+    the keys below an S3 prefix (prefix.py).
+    """
     raw = name.replace("\\", "/")
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or "\x00" in raw:
         raise ArchiveError(f"{label}: absolute member path {name!r} refused", hint="the archive is unsafe; rebuild it with relative paths",
@@ -140,7 +144,7 @@ def _extract_zip(archive: Path, root: Path, limits: Limits, label: str) -> None:
         limits.expect(sum(i.file_size for i in infos))
         for info in infos:
             limits.count_file()
-            rel = _safe_name(info.filename, label)
+            rel = safe_member_path(info.filename, label)
             if not rel:
                 continue
             mode = (info.external_attr >> 16) & 0xFFFF
@@ -159,7 +163,7 @@ def _extract_tar(archive: Path, root: Path, limits: Limits, label: str) -> None:
     with tarfile.open(archive, mode="r:*") as tf:
         for member in tf:
             limits.count_file()
-            rel = _safe_name(member.name, label)
+            rel = safe_member_path(member.name, label)
             if not rel:
                 continue
             if member.isdir():
@@ -186,7 +190,7 @@ def _extract_tar(archive: Path, root: Path, limits: Limits, label: str) -> None:
                     raise ArchiveError(f"{label}: symlink {member.name!r} resolves outside the target; refused",
                                        hint="the archive is unsafe", details={"cause": "link escape", "member": member.name})
             elif member.islnk():
-                src_rel = _safe_name(member.linkname, label)
+                src_rel = safe_member_path(member.linkname, label)
                 src = root / src_rel
                 if not src_rel or os.path.islink(src) or not src.is_file() or not _inside(root, str(src)):
                     raise ArchiveError(f"{label}: hard link {member.name!r} -> {member.linkname!r} has no regular target inside; refused",

@@ -14,6 +14,9 @@ meta.json were fsynced, so a crash at any moment leaves either a complete entry 
 kernel (flock is authoritative there), otherwise only once it is unlocked *and* untouched for
 ``SYNAPSE_CACHE_STALE_SECONDS``, because on a shared volume another node's live download may hold a
 lock this node cannot see (node-local locks).
+
+Every entry (an object, a prefix's tree, an extracted archive) comes to be through
+``Cache.produce``, so these rules are written once: its callers only say how to fill a temp directory.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import StorageError
 from .config import StorageSettings, cache_dir_candidates
@@ -196,6 +199,42 @@ class Cache:
         os.rename(work, self.entry(key))
         fsync_dir(self.objects)
         return self.lookup(key) or {**meta, "path": str(self.entry(key) / meta["name"])}
+
+    def produce(self, key: str, what: str, make: Callable[[Path], dict[str, Any]], *,
+                before_wait: Callable[[], None] | None = None) -> tuple[dict[str, Any], bool]:
+        """The entry ``key`` and whether this call made it: the one way an entry comes to be.
+
+        Download once, never half: a complete entry is returned (pinned) as is.  Otherwise the key's
+        lock is taken (``before_wait`` runs first when another process holds it, e.g. to drop an idle
+        connection), the entry looked up again (its producer may just have finished), dead temps swept,
+        and ``make(work)`` writes ``work/<meta['name']>`` durably (fsynced) in a new temp directory
+        (``what`` names it) and returns the meta to commit.  Whatever ``make`` raises, its temp and this
+        key's dead temps are gone before the lock is released; after a commit the cache is trimmed.
+        """
+        meta = self.lookup(key)
+        if meta is not None:
+            return meta, False
+        lock = self.lock(key)
+        if not lock.acquire(blocking=False):
+            if before_wait:
+                before_wait()
+            lock.acquire()
+        work: Path | None = None
+        try:
+            meta = self.lookup(key)
+            if meta is not None:
+                return meta, False
+            self.clean_stale()
+            work = self.tmp_path(key, what)
+            work.mkdir()
+            meta = self.commit(key, work, make(work))
+        finally:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)  # a failed make (after a commit it is gone already)
+            self.clean_key_tmp(key)  # we hold its lock: its dead temps may go (rules: clean_key_tmp)
+            lock.release()
+        self.evict()
+        return meta, True
 
     def update_meta(self, key: str, **fields: Any) -> None:
         """Record facts learned later (e.g. a sha256 computed on a hit), atomically."""

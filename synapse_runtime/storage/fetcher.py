@@ -79,7 +79,7 @@ def _fetch_local(parsed: ParsedURI, settings: StorageSettings, cache_dir: Any, e
         cache = Cache.open(cache_dir, settings)
         stat = path.stat()
         key = entry_key(kind="local", path=str(path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns, ino=stat.st_ino)
-        meta = ensure_extracted(cache, settings, key, path, parsed.raw, parsed.basename, sha256)
+        meta = ensure_extracted(cache, settings, key, path, parsed, sha256)
         result = FetchResult(Path(meta["path"]), redact(parsed.raw), 0, int(meta["bytes"]), True, "local")
     else:
         result = FetchResult(path, parsed.raw, 0, size, True, "local")

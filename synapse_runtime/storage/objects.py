@@ -3,13 +3,12 @@
 The order of events:
 
 1. the caller's one revalidation request (HEAD for S3, the first GET's headers for presigned URLs)
-   gave size, ETag and version, hence the cache key;
+   gave size, ETag and version, hence the cache key (all in one ``ObjectRequest``, request.py);
 2. a complete entry under that key is a hit: pinned, touched (LRU), returned;
-3. otherwise the key's lock is taken (others wait), the entry looked up again (someone may have
-   just finished it), stale temp files removed, and the object downloaded into ``tmp/``,
-   verified (size, ETag or stored checksum, sha256), fsynced and renamed into ``objects/``;
-4. extraction, when asked, is a second entry derived from the first, produced the same way;
-5. the cache is trimmed to its bound (LRU, skipping entries any process has pinned).
+3. otherwise the cache makes the entry (``Cache.produce``: lock, look again, download into a temp,
+   commit, trim); here is only what an object adds: the download, verified (size, ETag or stored
+   checksum, sha256) and fsynced, downloaded once more when a check may have failed in transit;
+4. extraction, when asked, is a second entry derived from the first, produced the same way.
 
 The source (``sources.py``) only says how to open the object (``make_opener``) and how to word its
 failures (``on_error``); nothing here knows S3 from HTTP.
@@ -20,16 +19,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ArchiveError, StorageError
 from . import archive as arc
-from .cache import Cache, entry_key
+from .cache import Cache, entry_key, fsync_tree
 from .config import StorageSettings
 from .diagnose import checksum_error
-from .progress import ProgressFn, Throttle
+from .progress import Throttle
+from .request import ObjectRequest
 from .result import FetchResult
 from .transfer import ChecksumFailure, Hasher, ObjectInfo, Opener, download
 from .uri import ParsedURI, redact
@@ -37,175 +37,146 @@ from .uri import ParsedURI, redact
 log = logging.getLogger("synapse_runtime.storage")
 
 
-def fetch_object(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
-                  make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
-                  extract: bool, sha256: str | None, progress: ProgressFn | None,
-                  before_wait: Callable[[], None] | None = None, via: str = "http",
-                  fallback: str | None = None) -> FetchResult:
-    """``via``: which path serves (``fast path``, ``boto3``, ``http``); ``fallback``: why not the fast path."""
-    throttle = Throttle(progress, redact(parsed.raw), info.size, via=via)
-    extract_key = entry_key(kind="extract", base=key) if extract else None
-    meta = cache.lookup(extract_key or key)
-    if meta is not None:
-        if before_wait:
-            before_wait()
-        _check_hit_sha256(cache, settings, parsed, endpoint, key, extract_key, meta, sha256, make_opener, on_error)
+def fetch_object(req: ObjectRequest) -> FetchResult:
+    """The object ``req`` names, from the cache, downloaded and verified first when needed; extracted when asked."""
+    throttle = Throttle(req.progress, req.label, req.info.size, via=req.via)
+    extract_key = req.extract_key
+    hit = req.cache.lookup(extract_key or req.key)
+    if hit is not None:
+        if req.before_wait:
+            req.before_wait()
+        _check_hit_sha256(req, hit, extract_key)
         throttle.final(0, True)
-        return FetchResult(Path(meta["path"]), redact(parsed.raw), 0, int(meta.get("total", meta["bytes"])), True, via)
-    transferred = 0
-    obj = cache.lookup(key)
-    if obj is None:
-        obj, transferred = _produce_object(cache, settings, parsed, endpoint, info, key, make_opener, on_error, sha256,
-                                           throttle, before_wait, {"via": via, "fallback": fallback})
-    elif sha256 is not None:
-        _check_hit_sha256(cache, settings, parsed, endpoint, key, None, obj, sha256, make_opener, on_error)
+        return FetchResult(Path(hit["path"]), req.label, 0, int(hit.get("total", hit["bytes"])), True, req.via)
+    dl = _Download(req, throttle)
+    obj, made = req.cache.produce(req.key, "dl", dl, before_wait=req.before_wait)
+    if not made:  # cached, or another process just made it: the expected sha256 holds for it too
+        _check_hit_sha256(req, obj, None)
+    meta = obj
     if extract_key is not None:
-        meta = ensure_extracted(cache, settings, key, Path(obj["path"]), parsed.raw, parsed.basename, sha256, extract_key=extract_key,
-                                 archive_sha256=obj.get("sha256"))
-    else:
-        meta = obj
-    cache.evict()
-    throttle.final(transferred, transferred == 0)
-    return FetchResult(Path(meta["path"]), redact(parsed.raw), transferred, info.size, transferred == 0, via)
+        meta = ensure_extracted(req.cache, req.settings, req.key, Path(obj["path"]), req.parsed,
+                                obj.get("sha256") or req.sha256)
+    throttle.final(dl.done, dl.done == 0)
+    return FetchResult(Path(meta["path"]), req.label, dl.done, req.info.size, dl.done == 0, req.via)
 
 
-def _produce_object(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, info: ObjectInfo, key: str,
-                    make_opener: Callable[[], tuple[Opener, Any]], on_error: Callable[[BaseException], StorageError],
-                    sha256: str | None, throttle: Throttle, before_wait: Callable[[], None] | None,
-                    route: dict[str, str | None] | None = None) -> tuple[dict[str, Any], int]:
-    lock = cache.lock(key)
-    if not lock.acquire(blocking=False):
-        if before_wait:
-            before_wait()  # don't hold an idle connection while another process downloads
-        lock.acquire()
-    try:
-        meta = cache.lookup(key)
-        if meta is not None:  # another process finished it while we waited
-            if sha256 is not None:
-                _check_hit_sha256(cache, settings, parsed, endpoint, key, None, meta, sha256, make_opener, on_error)
-            return meta, 0
-        cache.clean_stale()
+class _Download:
+    """``make`` for ``Cache.produce``: the object into the temp directory, verified and fsynced.
+
+    A failed check may be corruption in transit, so the object is downloaded once more before the
+    failure is reported; a sha256 mismatch on bytes whose ETag matched is the object itself.
+    """
+
+    def __init__(self, req: ObjectRequest, throttle: Throttle) -> None:
+        self.req = req
+        self.throttle = throttle
+        self.done = 0  # bytes transferred, all attempts together
+
+    def on_bytes(self, n: int) -> None:
+        self.done += n
+        self.throttle.update(self.done)
+
+    def __call__(self, work: Path) -> dict[str, Any]:
+        req = self.req
         try:
-            opener, _ = make_opener()
+            opener = req.make_opener()
         except StorageError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise on_error(exc) from None
-        done = 0
-
-        def on_bytes(n: int) -> None:
-            nonlocal done
-            done += n
-            throttle.update(done)
-
+            raise req.on_error(exc) from None
+        target = work / req.parsed.basename
         uncertain: str | None = None  # first download's digest when its multipart ETag was not verifiable
         for attempt in (1, 2):
-            work = cache.tmp_path(key, "dl")
-            work.mkdir()
-            target = work / parsed.basename
-            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            hasher = Hasher(req.info, req.sha256 is not None, req.settings.verify_etag)
             try:
-                hasher = Hasher(info, sha256 is not None, settings.verify_etag)
-                try:
-                    download(fd, info, opener, settings, hasher=hasher, on_bytes=on_bytes)
-                    size = os.fstat(fd).st_size
-                    if size != info.size:
-                        raise ChecksumFailure("size", str(info.size), str(size))
-                    try:
-                        hasher.check(sha256)  # an uncertain ETag mismatch comes after the sha256 check
-                    except ChecksumFailure as exc:
-                        if exc.what != "multipart ETag" or exc.certain:
-                            raise
-                        # The part size was guessed: a mismatch may be the guess or corrupt bytes.  A
-                        # matching sha256 settles it; without one, a second download must agree.
-                        if sha256 is None and (attempt == 1 or exc.actual != uncertain):
-                            raise ChecksumFailure(exc.what, exc.expected, exc.actual,
-                                                  certain=attempt > 1) from None
-                        log.warning("%s: multipart ETag not verifiable (part size unknown); %s", redact(parsed.raw),
-                                    "sha256 verified" if sha256 else "two downloads agree")
-                    os.fsync(fd)
-                except ChecksumFailure as exc:
-                    # A sha256 mismatch on bytes whose ETag matched is the object itself: no point in
-                    # a second download.  Without a verified ETag it may be corruption in transit.
-                    if attempt == 1 and (exc.what != "sha256" or not hasher.etag_verified):
-                        if exc.what == "multipart ETag" and not exc.certain:
-                            uncertain = exc.actual
-                        log.warning("%s: %s; downloading again", redact(parsed.raw), exc)
-                        shutil.rmtree(work, ignore_errors=True)
-                        continue
-                    raise checksum_error(parsed.raw, endpoint, exc.what, exc.expected, exc.actual) from None
-                except StorageError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    raise on_error(exc) from None
-            finally:
-                os.close(fd)
-            meta = cache.commit(key, work, {"name": parsed.basename, "bytes": info.size, "total": info.size,
-                                            "uri": redact(parsed.raw), "endpoint": endpoint, "etag": info.etag,
-                                            "sha256": hasher.sha256_hex(), "kind": "object",
-                                            "verified": hasher.method or "size",
-                                            **{k: v for k, v in (route or {}).items() if v}})
-            return meta, done
+                self._once(target, opener, hasher, attempt, uncertain)
+            except ChecksumFailure as exc:
+                if attempt == 1 and (exc.what != "sha256" or not hasher.etag_verified):
+                    if exc.what == "multipart ETag" and not exc.certain:
+                        uncertain = exc.actual
+                    log.warning("%s: %s; downloading again", req.label, exc)
+                    target.unlink(missing_ok=True)
+                    continue
+                raise checksum_error(req.parsed.raw, req.endpoint, exc.what, exc.expected, exc.actual) from None
+            return {"name": req.parsed.basename, "bytes": req.info.size, "total": req.info.size, "uri": req.label,
+                    "endpoint": req.endpoint, "etag": req.info.etag, "sha256": hasher.sha256_hex(),
+                    "kind": "object", "verified": hasher.method or "size", **req.route()}
         raise AssertionError("unreachable")
-    finally:
-        cache.clean_key_tmp(key)  # this key's temps: we hold its lock (rules: Cache.clean_key_tmp)
-        lock.release()
+
+    def _once(self, target: Path, opener: Opener, hasher: Hasher, attempt: int, uncertain: str | None) -> None:
+        """One download into ``target``, checked and fsynced; ChecksumFailure when a check fails."""
+        req = self.req
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            download(fd, req.info, opener, req.settings, hasher=hasher, on_bytes=self.on_bytes)
+            size = os.fstat(fd).st_size
+            if size != req.info.size:
+                raise ChecksumFailure("size", str(req.info.size), str(size))
+            try:
+                hasher.check(req.sha256)  # an uncertain ETag mismatch comes after the sha256 check
+            except ChecksumFailure as exc:
+                if exc.what != "multipart ETag" or exc.certain:
+                    raise
+                # The part size was guessed: a mismatch may be the guess or corrupt bytes.  A
+                # matching sha256 settles it; without one, a second download must agree.
+                if req.sha256 is None and (attempt == 1 or exc.actual != uncertain):
+                    raise ChecksumFailure(exc.what, exc.expected, exc.actual, certain=attempt > 1) from None
+                log.warning("%s: multipart ETag not verifiable (part size unknown); %s", req.label,
+                            "sha256 verified" if req.sha256 else "two downloads agree")
+            os.fsync(fd)
+        except (ChecksumFailure, StorageError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise req.on_error(exc) from None
+        finally:
+            os.close(fd)
 
 
-def _check_hit_sha256(cache: Cache, settings: StorageSettings, parsed: ParsedURI, endpoint: str, key: str, extract_key: str | None,
-                      meta: dict[str, Any], sha256: str | None, make_opener: Callable[[], tuple[Opener, Any]],
-                      on_error: Callable[[BaseException], StorageError]) -> None:
-    """An expected sha256 holds for cached content too: compare with the recorded or computed digest."""
-    if sha256 is None:
+def _check_hit_sha256(req: ObjectRequest, meta: dict[str, Any], extract_key: str | None) -> None:
+    """An expected sha256 holds for cached content too: compare with the recorded or computed digest.
+
+    ``meta`` is the object's entry, or the extracted tree's (``extract_key``), which records its archive's.
+    """
+    if req.sha256 is None:
         return
     recorded = meta.get("archive_sha256" if extract_key else "sha256")
     if recorded is None:
-        obj = cache.lookup(key)
-        if obj is None:  # the archive was evicted after extraction: fetch it again to verify
-            throttle = Throttle(None, parsed.raw, None)
-            obj, _ = _produce_object(cache, settings, parsed, endpoint, _info_from_meta(meta), key, make_opener, on_error,
-                                     sha256, throttle, None)
+        # the object itself; when the archive was evicted after extraction, fetched again to verify
+        again = replace(req, info=_info_from_meta(meta), progress=None, before_wait=None)
+        obj, _ = req.cache.produce(req.key, "dl", _Download(again, Throttle(None, req.parsed.raw, None)))
         recorded = obj.get("sha256") or sha256_file(Path(obj["path"]))
-        cache.update_meta(key, sha256=recorded)
+        req.cache.update_meta(req.key, sha256=recorded)
         if extract_key:
-            cache.update_meta(extract_key, archive_sha256=recorded)
-    if recorded != sha256:
-        raise checksum_error(parsed.raw, endpoint, "sha256", sha256, recorded)
+            req.cache.update_meta(extract_key, archive_sha256=recorded)
+    if recorded != req.sha256:
+        raise checksum_error(req.parsed.raw, req.endpoint, "sha256", req.sha256, recorded)
 
 
 def _info_from_meta(meta: dict[str, Any]) -> ObjectInfo:
     return ObjectInfo(size=int(meta.get("total", 0)), etag=meta.get("etag"))
 
 
-def ensure_extracted(cache: Cache, settings: StorageSettings, base_key: str, archive_path: Path, uri: str, name: str,
-                      sha256: str | None, *, extract_key: str | None = None, archive_sha256: str | None = None) -> dict[str, Any]:
-    extract_key = extract_key or entry_key(kind="extract", base=base_key)
-    meta = cache.lookup(extract_key)
-    if meta is not None:
-        return meta
-    with cache.lock(extract_key):
-        meta = cache.lookup(extract_key)
-        if meta is not None:
-            return meta
-        work = cache.tmp_path(extract_key, "x")
-        work.mkdir()
-        stem = arc.archive_stem(name)
-        try:
-            written = arc.extract(archive_path, work / stem, max_bytes=settings.max_extract_bytes,
-                                  max_files=settings.max_extract_files, label=redact(uri), max_ratio=settings.max_extract_ratio)
-            from .cache import fsync_tree
+def ensure_extracted(cache: Cache, settings: StorageSettings, base_key: str, archive: Path, parsed: ParsedURI,
+                     archive_sha256: str | None) -> dict[str, Any]:
+    """The extracted tree of ``archive`` (the entry ``base_key``, or a local file) as an entry of its own."""
+    label = redact(parsed.raw)
+    stem = arc.archive_stem(parsed.basename)
 
-            fsync_tree(work / stem)
-            return cache.commit(extract_key, work, {"name": stem, "bytes": written, "total": archive_path.stat().st_size,
-                                             "uri": redact(uri), "kind": "extract",
-                                             "archive_sha256": archive_sha256 or sha256})
-        except ArchiveError:
-            raise
-        except OSError as exc:
-            raise ArchiveError(f"cannot extract {redact(uri)}: {exc.strerror or exc}",
-                               hint="free space in SYNAPSE_CACHE_DIR", details={"cause": "disk"}) from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    def make(work: Path) -> dict[str, Any]:
+        written = arc.extract(archive, work / stem, max_bytes=settings.max_extract_bytes,
+                              max_files=settings.max_extract_files, label=label, max_ratio=settings.max_extract_ratio)
+        fsync_tree(work / stem)
+        return {"name": stem, "bytes": written, "total": archive.stat().st_size, "uri": label, "kind": "extract",
+                "archive_sha256": archive_sha256}
+
+    try:
+        meta, _ = cache.produce(entry_key(kind="extract", base=base_key), "x", make)
+    except ArchiveError:
+        raise
+    except OSError as exc:
+        raise ArchiveError(f"cannot extract {label}: {exc.strerror or exc}",
+                           hint="free space in SYNAPSE_CACHE_DIR", details={"cause": "disk"}) from exc
+    return meta
 
 
 def sha256_file(path: Path) -> str:

@@ -153,7 +153,7 @@ def info_from_headers(h: dict[str, str]) -> ObjectInfo:
     etag = etag.removeprefix("W/").strip('"') or None
     sse = h.get("x-amz-server-side-encryption", "")
     encoded = h.get("content-encoding", "") not in ("", "identity")  # digests of other bytes than we store
-    md5_like = bool(etag) and not weak and _is_md5_etag(etag)
+    md5_like = bool(etag) and not weak and is_md5_etag(etag)
     if sse == "aws:kms" or "x-amz-server-side-encryption-customer-algorithm" in h or encoded:
         md5_like = False  # SSE-KMS/SSE-C ETags are not content MD5s
     checksums, checksum_type = checksums_from_headers(h) if not encoded else ({}, None)
@@ -175,7 +175,8 @@ def checksums_from_headers(h: dict[str, str]) -> tuple[dict[str, str], str | Non
     return out, kind
 
 
-def _is_md5_etag(etag: str) -> bool:
+def is_md5_etag(etag: str) -> bool:
+    """A plain or multipart MD5 ETag (``<32 hex>`` or ``<32 hex>-<parts>``): one that can verify the bytes."""
     head, _, tail = etag.partition("-")
     return len(head) == 32 and all(c in "0123456789abcdefABCDEF" for c in head) and (tail == "" or tail.isdigit())
 

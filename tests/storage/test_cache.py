@@ -187,3 +187,35 @@ def test_download_keeps_another_nodes_temp_of_the_same_key(s3, bucket: str, cach
     assert r.path.read_bytes() == b"m" * 1000 and r.bytes == 1000
     assert not ours.exists() and theirs.exists()
     assert cache_state(cache_dir)[1] == [theirs.name]
+
+
+def test_produce_makes_once_and_a_failed_make_leaves_nothing(cache_dir: Path) -> None:
+    """Cache.produce, the one way an entry is made: a failure leaves no entry, no temp and a free lock;
+    a success is committed once and a hit afterwards (pinned, not made again)."""
+    import pytest
+
+    cache = Cache.open(cache_dir, StorageSettings.of())
+    key = "d" * 40
+    calls: list[Path] = []
+
+    def failing(work: Path) -> dict:
+        calls.append(work)
+        (work / "f").write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        cache.produce(key, "dl", failing)
+    assert cache.lookup(key) is None and os.listdir(cache.tmp) == []
+    lock = cache.lock(key)
+    assert lock.acquire(blocking=False)  # released: nobody waits on a failed producer
+    lock.release()
+
+    def making(work: Path) -> dict:
+        calls.append(work)
+        (work / "f").write_bytes(b"whole")
+        return {"name": "f", "bytes": 5}
+
+    meta, made = cache.produce(key, "dl", making)
+    assert made and Path(meta["path"]).read_bytes() == b"whole" and os.listdir(cache.tmp) == []
+    again, made = cache.produce(key, "dl", making)
+    assert not made and again["path"] == meta["path"] and len(calls) == 2

@@ -105,7 +105,7 @@ def test_safe_name_of_anything(raw: str) -> None:
 def test_prefix_member_names_stay_inside(key: str) -> None:
     """The rule for S3 prefix keys and archive members: refused, or a relative path below the target."""
     try:
-        rel = arc._safe_name(key, "prop")  # noqa: SLF001
+        rel = arc.safe_member_path(key, "prop")
     except ArchiveError:
         return
     root = "/r/target"
